@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The `warden` command. Warden's sources are TypeScript run directly by Node 24's type stripping
+// (docs/adr/0002-typescript-without-a-build-step.md), so an older Node cannot load them.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(
+    `warden: needs Node.js 24 or newer, but this is Node ${process.versions.node}.\n` +
+      '  In a checkout, run it through npm so the project\'s Node 24 comes first on PATH:\n' +
+      '    npm run warden -- --help     or     npx warden --help\n',
+  );
+  process.exit(1);
+}
+await import('../src/cli/main.ts');

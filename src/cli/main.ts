@@ -1,0 +1,20 @@
+import { Command } from 'commander';
+import { VERSION } from '../version.ts';
+
+/** Builds the `warden` command tree. Subcommands register themselves here as they land. */
+export function buildCli(): Command {
+  const program = new Command('warden')
+    .description(
+      'Warden: a recorded, policy-enforcing gateway in front of PostgreSQL, SSH, Kubernetes and HTTP targets.\n' +
+        'Run `warden <command> --help` for the options of a command.',
+    )
+    .version(VERSION, '-V, --version', 'print the Warden version')
+    .helpOption('-h, --help', 'show help')
+    .showHelpAfterError('(run `warden --help` for usage)')
+    .showSuggestionAfterError(true);
+  return program;
+}
+
+if (import.meta.main) {
+  await buildCli().parseAsync(process.argv);
+}
