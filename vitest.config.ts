@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` (pure logic next to the code, no servers) and `integration` (everything
-// under test/, run against the real servers the plane starts in its global setup).
+// Two projects: `unit` (pure logic next to the code, no servers) and `integration` (run against
+// the real servers the plane starts in its global setup).
 export default defineConfig({
   test: {
     projects: [
@@ -9,13 +9,15 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts'],
+          exclude: ['src/**/*.int.test.ts'],
           testTimeout: 20_000,
         },
       },
       {
         test: {
           name: 'integration',
-          include: ['test/**/*.test.ts'],
+          // Integration tests sit next to their code as *.int.test.ts; whole-system ones under test/.
+          include: ['test/**/*.test.ts', 'src/**/*.int.test.ts'],
           globalSetup: ['test/plane/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,

@@ -26,7 +26,7 @@ const step = (title: string, command: string, commandArgs: string[]): boolean =>
 if (args.length === 0) {
   for (const [title, command, commandArgs] of [
     ['typecheck', 'tsc', ['-p', 'tsconfig.json', '--noEmit']],
-    ['lint', 'biome', ['check', '.']],
+    ['lint', 'eslint', ['.']],
   ] as const) {
     if (step(title, command, [...commandArgs])) passedChecks++;
     else failedChecks++;
