@@ -2,9 +2,9 @@
  * Talking to the test plane's API server: the real kubectl for what a user would type, and a
  * @kubernetes/client-node config for what code does (watches, typed clients).
  */
-import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { type Captured, capture } from './proc.ts';
 import type { KubeInfo } from './types.ts';
 
 export interface KubectlOptions {
@@ -14,11 +14,7 @@ export interface KubectlOptions {
   namespace?: string;
 }
 
-export interface KubectlResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
+export type KubectlResult = Captured;
 
 /**
  * Runs kubectl as the plane's admin and resolves with its output and exit code, also on failure,
@@ -36,22 +32,9 @@ export async function kubectl(
     ...(options.namespace === undefined ? [] : [`--namespace=${options.namespace}`]),
     ...args,
   ];
-  return await new Promise((resolve, reject) => {
-    // No KUBECONFIG or kubectl plugins from the developer's environment.
-    const { KUBECONFIG: _, ...env } = process.env;
-    const child = spawn(kube.kubectl, fullArgs, { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ stdout, stderr, code: code ?? (signal ? -1 : 0) }));
-    child.stdin.end(options.input ?? '');
-  });
+  // No KUBECONFIG or kubectl plugins from the developer's environment.
+  const { KUBECONFIG: _, ...env } = process.env;
+  return await capture(kube.kubectl, fullArgs, { env, ...(options.input === undefined ? {} : { input: options.input }) });
 }
 
 /** Like {@link kubectl}, but rejects with kubectl's stderr when it exits non-zero. */

@@ -133,12 +133,19 @@ export async function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Runs a command to completion and returns its output; rejects with stderr on a non-zero exit. */
-export async function run(
+export interface Captured {
+  stdout: string;
+  stderr: string;
+  /** Exit code; -1 when the process was killed by a signal. */
+  code: number;
+}
+
+/** Runs a command to completion and returns its output and exit code, whatever the code. */
+export async function capture(
   command: string,
   args: string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {},
-): Promise<{ stdout: string; stderr: string }> {
+): Promise<Captured> {
   return await new Promise((resolve, reject) => {
     const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd });
     let stdout = '';
@@ -150,13 +157,23 @@ export async function run(
       stderr += d.toString();
     });
     child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.trim() || stdout.trim()}`));
-    });
+    child.on('close', (code, signal) => resolve({ stdout, stderr, code: code ?? (signal ? -1 : 0) }));
     // A command that exits without reading its input (id, pg_isready) closes the pipe: EPIPE here
     // is expected and must not become an unhandled 'error' event that kills the runner.
     child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** Runs a command to completion and returns its output; rejects with stderr on a non-zero exit. */
+export async function run(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {},
+): Promise<{ stdout: string; stderr: string }> {
+  const { stdout, stderr, code } = await capture(command, args, options);
+  if (code !== 0) {
+    throw new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.trim() || stdout.trim()}`);
+  }
+  return { stdout, stderr };
 }
