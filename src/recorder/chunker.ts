@@ -1,0 +1,256 @@
+// The per-session accumulator: events in, sealed chunks out, a manifest at close. It does no I/O
+// and never waits: the gateway appends as events happen and hands whatever comes back to the
+// shipping layer (spool + bucket), which also calls `tick` from a timer so a quiet session still
+// seals within the time bound. The clock is injected.
+//
+// Memory: at most one chunk's worth of serialized events (`maxChunkBytes`) is buffered; a sealed
+// chunk is returned and forgotten, only its manifest entry (a few dozen bytes) is kept.
+
+import {
+  type ChunkEncryption,
+  Compression,
+  eventShapeProblem,
+  GENESIS_PREV,
+  MAX_RAW_BYTES,
+  type SealedChunk,
+  sealChunk,
+} from './chunk.ts';
+import type { SigningKey } from './crypto.ts';
+import { RecorderError, RecorderErrorCode } from './errors.ts';
+import type { RecordingEvent } from './events.ts';
+import { buildManifest, type ManifestChunk, type SealedManifest, type SessionMeta } from './manifest.ts';
+import { assertValidSessionId } from './naming.ts';
+
+export const DEFAULT_MAX_CHUNK_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_CHUNK_AGE_MS = 2000;
+export const DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024;
+
+export interface ChunkerOptions {
+  readonly sessionId: string;
+  readonly signingKey: SigningKey;
+  /** Seal when the uncompressed JSON-lines body would exceed this (default 1 MiB). */
+  readonly maxChunkBytes?: number;
+  /** Seal when the oldest buffered event was appended this long ago, by `now` (default 2000 ms). */
+  readonly maxChunkAgeMs?: number;
+  /**
+   * Refuse (throw EVENT_TOO_LARGE) a single serialized event larger than this (default 16 MiB):
+   * payload caps belong in `capPayload`, this is the backstop. An event larger than
+   * `maxChunkBytes` but within this limit is sealed alone in its own chunk.
+   */
+  readonly maxEventBytes?: number;
+  readonly compression?: Compression;
+  readonly encryption?: ChunkEncryption;
+  /** Monotonic clock in ms for the time bound (default `performance.now`). */
+  readonly now?: () => number;
+}
+
+/** What `close` returns: the last chunk (if events were buffered) and the manifest to write after it. */
+export interface ClosedRecording {
+  readonly tail: SealedChunk | undefined;
+  readonly manifest: SealedManifest;
+}
+
+const NOTHING: readonly SealedChunk[] = Object.freeze([]);
+
+export class Chunker {
+  readonly sessionId: string;
+  readonly maxChunkBytes: number;
+  readonly maxChunkAgeMs: number;
+  readonly maxEventBytes: number;
+
+  readonly #signingKey: SigningKey;
+  readonly #compression: Compression;
+  readonly #encryption: ChunkEncryption | undefined;
+  readonly #now: () => number;
+
+  #lines: Buffer[] = [];
+  #bufferedBytes = 0;
+  #openedAt = 0;
+  #t0 = 0;
+  #t1 = 0;
+  #seq = 0;
+  #prev = GENESIS_PREV;
+  #closed = false;
+  readonly #entries: ManifestChunk[] = [];
+  readonly #kinds = new Map<string, number>();
+  #rawTotal = 0;
+
+  constructor(options: ChunkerOptions) {
+    assertValidSessionId(options.sessionId);
+    this.sessionId = options.sessionId;
+    this.maxChunkBytes = positiveInt(
+      'maxChunkBytes',
+      options.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES,
+      MAX_RAW_BYTES,
+    );
+    this.maxChunkAgeMs = positiveInt('maxChunkAgeMs', options.maxChunkAgeMs ?? DEFAULT_MAX_CHUNK_AGE_MS);
+    this.maxEventBytes = positiveInt(
+      'maxEventBytes',
+      options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+      MAX_RAW_BYTES,
+    );
+    this.#signingKey = options.signingKey;
+    this.#compression = options.compression ?? Compression.Zstd;
+    this.#encryption = options.encryption;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /**
+   * Adds an event. Returns the chunks this sealed, in order: usually none, one when a bound was
+   * reached, two when an event larger than `maxChunkBytes` had to go into a chunk of its own.
+   * Throws EVENT_INVALID / EVENT_TOO_LARGE / CHUNKER_CLOSED (caller bugs, not recording failures).
+   */
+  append(event: RecordingEvent): readonly SealedChunk[] {
+    this.#assertOpen();
+    const problem = eventShapeProblem(event);
+    if (problem) throw new RecorderError(RecorderErrorCode.EventInvalid, `the ${event.k} event ${problem}`);
+    let json: string;
+    try {
+      json = JSON.stringify(event);
+    } catch (cause) {
+      throw new RecorderError(
+        RecorderErrorCode.EventInvalid,
+        `the ${event.k} event is not JSON-serializable (${(cause as Error).message})`,
+      );
+    }
+    const line = Buffer.from(`${json}\n`, 'utf8');
+    if (line.length > this.maxEventBytes) {
+      throw new RecorderError(
+        RecorderErrorCode.EventTooLarge,
+        `the ${event.k} event is ${line.length} bytes serialized, more than maxEventBytes (${this.maxEventBytes}); cap its payload with capPayload`,
+      );
+    }
+
+    // Seal first if this event would push the buffer past the size bound, so the buffer never
+    // holds more than one chunk's worth.
+    const first =
+      this.#lines.length > 0 && this.#bufferedBytes + line.length > this.maxChunkBytes
+        ? this.#seal()
+        : undefined;
+    const now = this.#now();
+    if (this.#lines.length === 0) {
+      this.#openedAt = now;
+      this.#t0 = event.t;
+      this.#t1 = event.t;
+    } else {
+      this.#t0 = Math.min(this.#t0, event.t);
+      this.#t1 = Math.max(this.#t1, event.t);
+    }
+    this.#lines.push(line);
+    this.#bufferedBytes += line.length;
+    this.#kinds.set(event.k, (this.#kinds.get(event.k) ?? 0) + 1);
+
+    const second =
+      this.#bufferedBytes >= this.maxChunkBytes || now - this.#openedAt >= this.maxChunkAgeMs
+        ? this.#seal()
+        : undefined;
+    if (first === undefined) return second === undefined ? NOTHING : [second];
+    return second === undefined ? [first] : [first, second];
+  }
+
+  /** Seals the buffered events if the oldest was appended `maxChunkAgeMs` or more before `now`. */
+  tick(now: number = this.#now()): SealedChunk | undefined {
+    if (this.#closed || this.#lines.length === 0 || now - this.#openedAt < this.maxChunkAgeMs)
+      return undefined;
+    return this.#seal();
+  }
+
+  /** Seals whatever is buffered now (e.g. before the process may be stopped). */
+  flush(): SealedChunk | undefined {
+    this.#assertOpen();
+    return this.#lines.length === 0 ? undefined : this.#seal();
+  }
+
+  /** Clock time by which `tick` will seal the buffered events; undefined when nothing is buffered. */
+  deadline(): number | undefined {
+    return this.#lines.length === 0 ? undefined : this.#openedAt + this.maxChunkAgeMs;
+  }
+
+  /** Seals the tail and signs the manifest. The chunker accepts nothing afterwards. */
+  close(meta: SessionMeta): ClosedRecording {
+    this.#assertOpen();
+    const tail = this.#lines.length === 0 ? undefined : this.#seal();
+    this.#closed = true;
+    const manifest = buildManifest({
+      session: this.sessionId,
+      meta,
+      chunks: this.#entries,
+      kinds: Object.fromEntries(this.#kinds),
+      raw: this.#rawTotal,
+      signingKey: this.#signingKey,
+    });
+    return { tail, manifest };
+  }
+
+  /** Serialized bytes of the events waiting for the next seal; never more than `maxChunkBytes` between calls. */
+  get bufferedBytes(): number {
+    return this.#bufferedBytes;
+  }
+
+  get bufferedEvents(): number {
+    return this.#lines.length;
+  }
+
+  /** Sequence number the next sealed chunk will carry. */
+  get nextSeq(): number {
+    return this.#seq;
+  }
+
+  /** Digest of the last sealed chunk (`GENESIS_PREV` before the first). */
+  get head(): string {
+    return this.#prev;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #seal(): SealedChunk {
+    const raw = Buffer.concat(this.#lines, this.#bufferedBytes);
+    const chunk = sealChunk({
+      session: this.sessionId,
+      seq: this.#seq,
+      prev: this.#prev,
+      t0: this.#t0,
+      t1: this.#t1,
+      events: this.#lines.length,
+      raw,
+      compression: this.#compression,
+      signingKey: this.#signingKey,
+      encryption: this.#encryption,
+    });
+    this.#entries.push({
+      seq: chunk.seq,
+      digest: chunk.digest,
+      bytes: chunk.bytes.length,
+      events: chunk.header.events,
+      t0: chunk.header.t0,
+      t1: chunk.header.t1,
+    });
+    this.#rawTotal += raw.length;
+    this.#seq += 1;
+    this.#prev = chunk.digest;
+    this.#lines = [];
+    this.#bufferedBytes = 0;
+    return chunk;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      throw new RecorderError(
+        RecorderErrorCode.ChunkerClosed,
+        `the recording of session ${this.sessionId} is already closed`,
+      );
+    }
+  }
+}
+
+function positiveInt(name: string, value: number, max: number = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new RecorderError(
+      RecorderErrorCode.OptionInvalid,
+      `${name} must be an integer in 1..${max}, got ${value}`,
+    );
+  }
+  return value;
+}
