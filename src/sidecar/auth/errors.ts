@@ -24,6 +24,8 @@ export const AuthErrorCode = {
   BadSignature: 'WARDEN_TOKEN_BAD_SIGNATURE',
   /** A claim the configuration needs (username, groups shape) is missing or malformed. */
   ClaimMissing: 'WARDEN_TOKEN_CLAIM_MISSING',
+  /** The username claim is `email` and the token says the address is not verified. */
+  EmailUnverified: 'WARDEN_TOKEN_EMAIL_UNVERIFIED',
   /** The issuer's discovery document or JWKS could not be fetched; fail closed. */
   IssuerUnreachable: 'WARDEN_ISSUER_UNREACHABLE',
 } as const;

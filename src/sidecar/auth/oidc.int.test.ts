@@ -58,6 +58,13 @@ describe('TokenVerifier against the test issuer', () => {
     await expect(strict.verify(token)).rejects.toMatchObject({ code: AuthErrorCode.ClaimMissing, message: /'upn'/ });
   });
 
+  it('refuses an unverified email address as the username', async () => {
+    const token = await mintToken(oidc, { user: 'gina', extra: { email_verified: false } });
+    await expect(verifier.verify(token)).rejects.toMatchObject({ code: AuthErrorCode.EmailUnverified });
+    const verified = await mintToken(oidc, { user: 'gina', extra: { email_verified: true } });
+    expect((await verifier.verify(verified)).user).toBe('gina@example.com');
+  });
+
   it('never accepts symmetric algorithms, even when configured', () => {
     expect(() => new TokenVerifier({ issuer: oidc.issuer, audience: 'x', algorithms: ['HS256'] })).toThrowError(/HS256/);
   });

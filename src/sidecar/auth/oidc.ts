@@ -139,6 +139,13 @@ export class TokenVerifier {
     if (typeof user !== 'string' || user.length === 0) {
       throw new AuthError(AuthErrorCode.ClaimMissing, `the token has no string claim '${usernameClaim}' to name the user`);
     }
+    // As kube-apiserver does: an unverified address must not name a user.
+    if (usernameClaim === 'email' && payload.email_verified === false) {
+      throw new AuthError(
+        AuthErrorCode.EmailUnverified,
+        'the token says its email address is not verified (email_verified: false); verify it with your identity provider',
+      );
+    }
     const rawGroups = payload[groupsClaim];
     let groups: string[];
     if (rawGroups === undefined) groups = [];
