@@ -1,0 +1,471 @@
+/**
+ * The channels of one client connection, each relayed by hand to a channel on the target
+ * (RFC 4254): session channels (pty-req, env, shell, exec, subsystem sftp, window-change, signal,
+ * exit-status / exit-signal), direct-tcpip (ssh -L) and forwarded-tcpip (ssh -R). Every request
+ * passes the policy seam first; what passes is recorded.
+ */
+import type { Client, ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import type { PolicySubject, SshCommand } from '../../policy/command.ts';
+import { EventKind } from '../../recorder/events.ts';
+import type { SshDecision, TerminalMaskStream } from './config.ts';
+import { SshGatewayError, SshGatewayErrorCode } from './errors.ts';
+import type { SessionLog } from './recording.ts';
+import { drained, guard, pump, writeWithPressure, written } from './relay.ts';
+import { parseSftpRequest, parseSftpResponse, SftpFramer, SftpMonitor, SftpStatus, sftpStatusPacket, SftpType } from './sftp.ts';
+import { TypedCommandDetector } from './typed-commands.ts';
+import { type ExitInfo, openExec, openShell, openSubsystem, type TargetChannel } from './upstream.ts';
+
+/** Exit status of a command the gateway refused (POSIX shells use 126 for "cannot execute"). */
+export const DENIED_EXIT_STATUS = 126;
+/** Exit status when the target could not be reached (what `ssh` itself uses for its own errors). */
+export const UPSTREAM_FAILED_EXIT_STATUS = 255;
+
+/** What a channel handler needs from its connection. */
+export interface ConnectionContext {
+  readonly subject: PolicySubject;
+  readonly log: SessionLog;
+  readonly record: { input: boolean; output: boolean };
+  readonly maskFlushMs: number;
+  /** The target connection; rejects with an SshGatewayError whose message is for the user. */
+  upstream(): Promise<Client>;
+  decide(command: SshCommand): SshDecision;
+  /** A masking stream for terminal output, or undefined when no rule applies. */
+  masker(): TerminalMaskStream | undefined;
+  /** Client activity (resets the idle timer). */
+  activity(): void;
+  nextChannelId(): number;
+  /** Registers a live channel; `stop(message, status)` tells its user why and closes it. Returns the unregister function. */
+  track(stop: (message: string, status: number) => void): () => void;
+  /** A bug or unexpected state in a handler: logged, and the connection is closed (never the process). */
+  fail(where: string, error: unknown): void;
+  /** Ends the whole connection (a typed command was denied, recording failed…). */
+  terminate(reason: string, message: string): void;
+  diag(line: string): void;
+}
+
+/** The user-facing text of a refusal. */
+export function denialMessage(what: string, decision: SshDecision): string {
+  const why = decision.message ?? decision.reason;
+  if (decision.effect === 'RequireApproval') {
+    return `warden: ${what} requires approval (${why}); approvals are not available over SSH yet, so it is refused`;
+  }
+  return `warden: ${what} denied: ${why}`;
+}
+
+const toEventDecision = (d: SshDecision): 'allow' | 'deny' | 'approval' =>
+  d.effect === 'Allow' ? 'allow' : d.effect === 'Deny' ? 'deny' : 'approval';
+
+const ruleOf = (d: SshDecision): { rule?: string } =>
+  d.rule === undefined ? {} : { rule: d.policy === undefined ? d.rule : `${d.policy}/${d.rule}` };
+
+/** Handles one `session` channel from the client. */
+export function handleSession(ctx: ConnectionContext, session: Session): void {
+  const ch = ctx.nextChannelId();
+  guard(session, (error) => ctx.fail(`session channel ${ch}`, error));
+  let pty: PseudoTtyInfo | undefined;
+  const env: Record<string, string> = {};
+  let upstream: ClientChannel | undefined;
+  /** window-change and signal requests that arrive before the target channel is open. */
+  const queued: Array<(u: ClientChannel) => void> = [];
+  const whenUpstream = (fn: (u: ClientChannel) => void): void => {
+    if (upstream !== undefined) fn(upstream);
+    else queued.push(fn);
+  };
+
+  session.on('pty', (accept, _reject, info) => {
+    pty = info;
+    ctx.log.add({ k: EventKind.TermResize, ch, cols: info.cols, rows: info.rows });
+    accept?.();
+  });
+  session.on('env', (accept, _reject, info) => {
+    // Relayed as env requests; the target's sshd applies its own AcceptEnv filter.
+    if (Object.keys(env).length < 64 && info.key.length < 256 && info.val.length < 4096) env[info.key] = info.val;
+    accept?.();
+  });
+  session.on('window-change', (accept, _reject, info) => {
+    if (pty !== undefined) pty = { ...pty, cols: info.cols, rows: info.rows, width: info.width, height: info.height };
+    ctx.log.add({ k: EventKind.TermResize, ch, cols: info.cols, rows: info.rows });
+    whenUpstream((u) => u.setWindow(info.rows, info.cols, info.height, info.width));
+    accept?.();
+  });
+  session.on('signal', (accept, _reject, info) => {
+    whenUpstream((u) => {
+      try {
+        u.signal(info.name);
+      } catch {
+        // Unknown signal names are dropped, as OpenSSH's server does.
+      }
+    });
+    accept?.();
+  });
+  // Agent forwarding would hand the target a way to use the client's keys: always refused.
+  session.on('auth-agent', (_accept, reject) => reject?.());
+  session.on('x11', (_accept, reject) => reject?.());
+
+  const start = (
+    channel: ServerChannel,
+    open: (client: Client) => Promise<TargetChannel>,
+    mode: { terminal: boolean; typed: boolean },
+  ): void => {
+    let stopped = false;
+    guardChannel(ctx, ch, channel);
+    const untrack = ctx.track((message, status) => {
+      stopped = true;
+      if (channel.writable) channel.stderr.write(`\r\n${message}\r\n`);
+      channel.exit(status);
+      channel.end();
+      upstream?.close();
+    });
+    channel.on('close', () => {
+      untrack();
+      upstream?.close();
+    });
+    // Input waits in the channel (and, once its buffer is full, in the client's SSH window) until
+    // the target channel is open: nothing is lost, nothing is read ahead unboundedly.
+    channel.pause();
+    ctx
+      .upstream()
+      .then(open)
+      .then(
+        (target) => {
+          const u = target.stream;
+          if (stopped || channel.destroyed) {
+            u.close();
+            return;
+          }
+          guardChannel(ctx, ch, u);
+          upstream = u;
+          for (const fn of queued.splice(0)) fn(u);
+          relaySession(ctx, ch, channel, target, mode);
+        },
+        (error: unknown) => {
+          const message =
+            error instanceof SshGatewayError ? `warden: ${error.message}` : `warden: the target refused the request (${(error as Error).message})`;
+          ctx.log.add({ k: EventKind.Error, code: error instanceof SshGatewayError ? error.code : SshGatewayErrorCode.UpstreamFailed, message });
+          if (channel.writable) channel.stderr.write(`${message}\r\n`);
+          channel.exit(UPSTREAM_FAILED_EXIT_STATUS);
+          channel.end();
+        },
+      )
+      .catch((error: unknown) => ctx.fail(`channel ${ch}`, error));
+  };
+
+  const refuse = (channel: ServerChannel, message: string): void => {
+    guardChannel(ctx, ch, channel);
+    if (channel.writable) channel.stderr.write(`${message}\r\n`);
+    channel.exit(DENIED_EXIT_STATUS);
+    channel.end();
+  };
+
+  session.on('shell', (accept) => {
+    ctx.activity();
+    const decision = ctx.decide({ protocol: 'ssh', kind: 'shell' });
+    const channel = accept();
+    if (decision.effect !== 'Allow') {
+      const message = denialMessage('interactive shell', decision);
+      ctx.log.add({ k: EventKind.Deny, reason: message, ...ruleOf(decision), what: ctx.log.payload('shell') });
+      refuse(channel, message);
+      return;
+    }
+    start(channel, (client) => openShell(client, pty === undefined ? false : ptyOptions(pty), { env }), {
+      terminal: pty !== undefined,
+      typed: pty !== undefined,
+    });
+  });
+
+  session.on('exec', (accept, _reject, info) => {
+    ctx.activity();
+    const decision = ctx.decide({ protocol: 'ssh', kind: 'exec', command: info.command });
+    ctx.log.add({ k: EventKind.Exec, ch, command: ctx.log.payload(info.command), decision: toEventDecision(decision), ...ruleOf(decision) });
+    const channel = accept();
+    if (decision.effect !== 'Allow') {
+      refuse(channel, denialMessage(`command ${JSON.stringify(truncate(info.command, 200))}`, decision));
+      return;
+    }
+    const options = pty === undefined ? { env } : { env, pty: ptyOptions(pty) };
+    start(channel, (client) => openExec(client, info.command, options), { terminal: pty !== undefined, typed: false });
+  });
+
+  session.on('subsystem', (accept, reject, info) => {
+    ctx.activity();
+    if (info.name !== 'sftp') {
+      const message = `warden: subsystem ${JSON.stringify(truncate(info.name, 64))} is not supported`;
+      ctx.log.add({ k: EventKind.Deny, reason: message, what: ctx.log.payload(info.name) });
+      if (reject !== undefined) reject();
+      else refuse(accept(), message);
+      return;
+    }
+    // Opening SFTP at all needs at least read access; each request is checked again below.
+    const decision = ctx.decide({ protocol: 'ssh', kind: 'sftp', operation: 'read', path: '/' });
+    const channel = accept();
+    if (decision.effect !== 'Allow') {
+      const message = denialMessage('SFTP', decision);
+      ctx.log.add({ k: EventKind.Deny, reason: message, ...ruleOf(decision), what: ctx.log.payload('sftp') });
+      refuse(channel, message);
+      return;
+    }
+    let stopped = false;
+    guardChannel(ctx, ch, channel);
+    const untrack = ctx.track(() => {
+      stopped = true;
+      channel.end();
+      upstream?.close();
+    });
+    channel.on('close', () => {
+      untrack();
+      upstream?.close();
+    });
+    channel.pause();
+    ctx
+      .upstream()
+      .then((client) => openSubsystem(client, 'sftp'))
+      .then(
+        (target) => {
+          const u = target.stream;
+          if (stopped || channel.destroyed) {
+            u.close();
+            return;
+          }
+          guardChannel(ctx, ch, u);
+          upstream = u;
+          relaySftp(ctx, ch, channel, target);
+        },
+        (error: unknown) => {
+          const message = error instanceof SshGatewayError ? `warden: ${error.message}` : `warden: the target refused SFTP (${(error as Error).message})`;
+          ctx.log.add({ k: EventKind.Error, message });
+          if (channel.writable) channel.stderr.write(`${message}\r\n`);
+          channel.exit(UPSTREAM_FAILED_EXIT_STATUS);
+          channel.end();
+        },
+      )
+      .catch((error: unknown) => ctx.fail(`channel ${ch}`, error));
+  });
+}
+
+/** Channel and its stderr: listener exceptions and stray 'error' events end the connection, never the process. */
+export function guardChannel(ctx: ConnectionContext, ch: number, channel: ServerChannel | ClientChannel): void {
+  guard(channel, (error) => ctx.fail(`channel ${ch}`, error));
+  guard(channel.stderr, (error) => ctx.fail(`channel ${ch} stderr`, error));
+  channel.on('error', (e: Error) => ctx.diag(`channel ${ch}: ${e.message}`));
+  channel.stderr.on('error', (e: Error) => ctx.diag(`channel ${ch} stderr: ${e.message}`));
+}
+
+function ptyOptions(p: PseudoTtyInfo): { rows: number; cols: number; height: number; width: number; term: string; modes: PseudoTtyInfo['modes'] } {
+  return { rows: p.rows, cols: p.cols, height: p.height, width: p.width, term: p.term, modes: p.modes };
+}
+
+function truncate(s: string, n: number): string {
+  return s.length <= n ? s : `${s.slice(0, n)}…`;
+}
+
+/** Relays an open shell/exec channel pair until the target closes it, then reports its exit. */
+function relaySession(
+  ctx: ConnectionContext,
+  ch: number,
+  channel: ServerChannel,
+  target: TargetChannel,
+  mode: { terminal: boolean; typed: boolean },
+): void {
+  const upstream = target.stream;
+  const detector = mode.typed ? new TypedCommandDetector() : undefined;
+  const exit = target.exit;
+  let refused = false;
+
+  // Client → target. Interactive input goes through the typed-command detector: a line is decided
+  // before the Enter that submits it is passed on.
+  channel.on('data', (chunk: Buffer) => {
+    if (refused) return;
+    ctx.activity();
+    if (ctx.record.input) ctx.log.terminal('stdin', chunk, ch);
+    if (detector === undefined) {
+      writeWithPressure(upstream, chunk, channel);
+      return;
+    }
+    for (const piece of detector.feed(chunk)) {
+      if (piece.line !== undefined && piece.line.command.trim().length > 0) {
+        const decision = ctx.decide({ protocol: 'ssh', kind: 'typed', command: piece.line.command });
+        ctx.log.add({
+          k: 'command',
+          ch,
+          command: piece.line.command,
+          ...(piece.line.uncertain ? { uncertain: true as const } : {}),
+          decision: toEventDecision(decision),
+          ...ruleOf(decision),
+        });
+        if (decision.effect !== 'Allow') {
+          // Everything but the Enter reaches the shell; the line is never submitted.
+          writeWithPressure(upstream, piece.data.subarray(0, piece.data.length - 1), channel);
+          const message = denialMessage(`command ${JSON.stringify(truncate(piece.line.command, 200))}`, decision);
+          ctx.log.add({ k: EventKind.Deny, reason: message, ...ruleOf(decision), what: ctx.log.payload(piece.line.command) });
+          refused = true;
+          ctx.terminate('denied-command', `${message}; closing the session`);
+          return;
+        }
+      }
+      writeWithPressure(upstream, piece.data, channel);
+    }
+  });
+  channel.on('end', () => upstream.end());
+  channel.resume();
+
+  // Target → client, through masking, recorded as the client saw it.
+  const out = outputPath(ctx, ch, channel, 'stdout', detector);
+  const err = outputPath(ctx, ch, channel, 'stderr', undefined);
+  pump(upstream, channel, out.map);
+  pump(upstream.stderr, channel.stderr, err.map);
+
+  channel.on('close', () => {
+    out.cancel();
+    err.cancel();
+  });
+  void Promise.all([drained(upstream), drained(upstream.stderr), target.closed])
+    .then(async () => {
+    out.end();
+    err.end();
+    await Promise.all([written(channel), written(channel.stderr)]);
+    sendExit(ctx, ch, channel, exit.value);
+    channel.end();
+  })
+    .catch((error: unknown) => ctx.fail(`channel ${ch}`, error));
+}
+
+/** Passes the exit on exactly: a status as the same number, a signal as the same signal. */
+function sendExit(ctx: ConnectionContext, ch: number, channel: ServerChannel, exit: ExitInfo | undefined): void {
+  if (exit === undefined) return;
+  if ('code' in exit) {
+    ctx.log.add({ k: 'exit', ch, code: exit.code });
+    channel.exit(exit.code);
+    return;
+  }
+  ctx.log.add({ k: 'exit', ch, signal: exit.signal });
+  try {
+    channel.exit(exit.signal, exit.dump, exit.desc);
+  } catch {
+    // A signal name ssh2 does not know: no exit-signal, as OpenSSH does for unknown names.
+  }
+}
+
+/** Masking + recording of one output stream, with the idle flush the masker needs. */
+function outputPath(
+  ctx: ConnectionContext,
+  ch: number,
+  channel: ServerChannel,
+  kind: 'stdout' | 'stderr',
+  detector: TypedCommandDetector | undefined,
+): { map: (chunk: Buffer) => Uint8Array | undefined; end: () => void; cancel: () => void } {
+  const masker = ctx.masker();
+  const target = kind === 'stdout' ? channel : channel.stderr;
+  let timer: NodeJS.Timeout | undefined;
+  const emit = (bytes: Uint8Array): Uint8Array => {
+    if (bytes.length > 0) {
+      detector?.observeOutput(bytes);
+      if (ctx.record.output) ctx.log.terminal(kind, bytes, ch);
+    }
+    return bytes;
+  };
+  const flush = (): void => {
+    timer = undefined;
+    if (masker === undefined) return;
+    const bytes = emit(masker.flush().bytes);
+    if (bytes.length > 0 && target.writable) target.write(bytes);
+  };
+  return {
+    map: (chunk) => {
+      ctx.activity();
+      if (masker === undefined) return emit(chunk);
+      const bytes = emit(masker.push(chunk).bytes);
+      if (timer !== undefined) clearTimeout(timer);
+      timer = setTimeout(flush, ctx.maskFlushMs);
+      return bytes;
+    },
+    cancel: () => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+    },
+    end: () => {
+      if (timer !== undefined) clearTimeout(timer);
+      if (masker === undefined) return;
+      const bytes = emit(masker.end().bytes);
+      if (bytes.length > 0 && target.writable) target.write(bytes);
+    },
+  };
+}
+
+/**
+ * Relays SFTP, enforcing policy per request: client packets are framed and checked before they
+ * go on; a refused request is answered by the gateway with SSH_FX_PERMISSION_DENIED (the client
+ * shows the message) and never reaches the target. Responses pass through unchanged while a
+ * monitor pairs them with requests for the recording.
+ */
+function relaySftp(ctx: ConnectionContext, ch: number, channel: ServerChannel, target: TargetChannel): void {
+  const upstream = target.stream;
+  const requests = new SftpFramer();
+  const responses = new SftpFramer();
+  const monitor = new SftpMonitor();
+  let monitoring = true;
+  const record = (ops: ReturnType<SftpMonitor['response']>): void => {
+    for (const op of ops) {
+      ctx.log.add({ k: 'sftp', ch, op: op.op, path: op.path, ...(op.path2 === undefined ? {} : { path2: op.path2 }), bytes: op.bytes, status: op.status, decision: 'allow' });
+    }
+  };
+
+  channel.on('data', (chunk: Buffer) => {
+    ctx.activity();
+    let packets: Buffer[];
+    try {
+      packets = requests.push(chunk);
+    } catch (error) {
+      ctx.log.add({ k: EventKind.Error, code: (error as SshGatewayError).code, message: (error as Error).message });
+      channel.end();
+      return;
+    }
+    for (const packet of packets) {
+      let req: ReturnType<typeof parseSftpRequest>;
+      try {
+        req = parseSftpRequest(packet);
+      } catch (error) {
+        ctx.log.add({ k: EventKind.Error, code: (error as SshGatewayError).code, message: (error as Error).message });
+        channel.end();
+        return;
+      }
+      const pathBearing = req.path !== undefined || req.type === SftpType.Fsetstat || req.type === SftpType.Extended;
+      if (pathBearing && req.type !== SftpType.Init) {
+        const decision = ctx.decide({ protocol: 'ssh', kind: 'sftp', operation: req.access, path: req.path ?? '' });
+        if (decision.effect !== 'Allow') {
+          const message = denialMessage(`SFTP ${req.op} of ${req.path ?? 'an open file'}`, decision);
+          ctx.log.add({ k: 'sftp', ch, op: req.op, path: req.path ?? '', ...(req.path2 === undefined ? {} : { path2: req.path2 }), bytes: 0, status: SftpStatus.PermissionDenied, decision: 'deny' });
+          if (req.id !== undefined) writeWithPressure(channel, sftpStatusPacket(req.id, SftpStatus.PermissionDenied, message), channel);
+          continue;
+        }
+      }
+      if (monitoring) record(monitor.request(req));
+      writeWithPressure(upstream, packet, channel);
+    }
+  });
+  channel.on('end', () => upstream.end());
+  channel.resume();
+
+  pump(upstream, channel, (chunk) => {
+    ctx.activity();
+    if (monitoring) {
+      try {
+        for (const packet of responses.push(chunk)) record(monitor.response(parseSftpResponse(packet)));
+      } catch {
+        // A server we cannot parse still gets relayed; only the operation log stops.
+        monitoring = false;
+        ctx.log.add({ k: EventKind.Error, message: 'SFTP responses could not be parsed; file operations are no longer recorded for this channel' });
+      }
+    }
+    return chunk;
+  });
+  pump(upstream.stderr, channel.stderr);
+  const exit = target.exit;
+  void Promise.all([drained(upstream), target.closed])
+    .then(async () => {
+    record(monitor.flush());
+    await Promise.all([written(channel), written(channel.stderr)]);
+    sendExit(ctx, ch, channel, exit.value);
+    channel.end();
+  })
+    .catch((error: unknown) => ctx.fail(`sftp channel ${ch}`, error));
+}

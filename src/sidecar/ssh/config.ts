@@ -1,0 +1,224 @@
+/**
+ * What the SSH gateway needs to run, and the seams through which it asks other parts of Warden:
+ * token verification, policy, masking and recording. The controller's rendered sidecar
+ * configuration (src/sidecar/config.ts) is mapped onto {@link SshGatewayConfig} by the sidecar
+ * entry point; tests build one directly.
+ */
+import type { RuleEffect } from '../../api/types.ts';
+import type { PolicySubject, SshCommand } from '../../policy/command.ts';
+import type { RecordingEvent } from '../../recorder/events.ts';
+import type { Identity } from '../auth/oidc.ts';
+
+/** The algorithms offered to clients: modern only (curve25519, Ed25519, AEAD ciphers). */
+export const CLIENT_ALGORITHMS = {
+  // RFC 8731. ssh2 adds the strict-KEX marker (kex-strict-s-v00@openssh.com, the Terrapin fix) itself.
+  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org'],
+  serverHostKey: ['ssh-ed25519'],
+  // AES-GCM runs on Node's native crypto; chacha20-poly1305 works without ssh2's optional native
+  // binding (Node's chacha20 cipher + a JS Poly1305), so both are offered, the faster first.
+  cipher: ['aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com'],
+  // Unused with AEAD ciphers, but ssh2 needs a non-empty list; ETM only.
+  hmac: ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com'],
+  compress: ['none'],
+} as const;
+
+/**
+ * Towards the target: still modern-first, but a little broader (ECDH over NIST curves, RSA host keys
+ * with SHA-2 signatures, AES-CTR with ETM MACs) because the target is whatever the customer runs.
+ * Host key algorithms are narrowed to the pinned key types at connect time.
+ */
+export const UPSTREAM_ALGORITHMS = {
+  kex: [
+    'curve25519-sha256',
+    'curve25519-sha256@libssh.org',
+    'ecdh-sha2-nistp256',
+    'ecdh-sha2-nistp384',
+    'ecdh-sha2-nistp521',
+    'diffie-hellman-group16-sha512',
+    'diffie-hellman-group14-sha256',
+  ],
+  serverHostKey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'],
+  cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes256-ctr', 'aes128-ctr'],
+  hmac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512'],
+  compress: ['none'],
+} as const;
+
+/** A policy decision as the gateway needs it (src/policy/engine.ts `Decision` fits). */
+export interface SshDecision {
+  effect: RuleEffect;
+  /** One sentence naming policy and rule: shown to the user and recorded. */
+  reason: string;
+  policy?: string;
+  rule?: string;
+  /** The rule's own message, when it has one. */
+  message?: string;
+}
+
+/** The policy seam (src/policy/engine.ts `PolicyEngine` fits structurally). */
+export interface SshPolicy {
+  admission(subject: PolicySubject): { admitted: boolean; reason: string; policies?: string[] };
+  decide(subject: PolicySubject, command: SshCommand): SshDecision;
+  /** null: no limit. */
+  sessionLimits(subject: PolicySubject): { maxDurationMs: number | null; idleTimeoutMs: number | null };
+  /** Masking for terminal output of this subject's sessions; absent or `empty`: no masking. */
+  masker?(subject: PolicySubject): TerminalMaskerSource;
+}
+
+/** Streaming masker for terminal bytes split anywhere (src/masking/terminal.ts fits). */
+export interface TerminalMaskStream {
+  push(chunk: Uint8Array): { bytes: Uint8Array };
+  /** Emits what is held; the gateway calls it when output has been idle briefly. */
+  flush(): { bytes: Uint8Array };
+  end(): { bytes: Uint8Array };
+}
+
+export interface TerminalMaskerSource {
+  readonly empty: boolean;
+  createStream(): TerminalMaskStream;
+}
+
+/** An SFTP file operation (not yet a kind in src/recorder/events.ts; see the README). */
+export interface SftpEvent {
+  t: number;
+  k: 'sftp';
+  ch?: number;
+  /** `read`, `write`, `readdir`, `remove`, `rename`, `mkdir`, `rmdir`, `setstat`, `symlink`, … */
+  op: string;
+  path: string;
+  path2?: string;
+  bytes: number;
+  /** SSH_FX_* status of the operation; 3 (permission denied) for requests policy refused. */
+  status: number;
+  decision: 'allow' | 'deny';
+}
+
+/** A forwarded TCP connection, written when it closes (not yet a kind in events.ts). */
+export interface ForwardEvent {
+  t: number;
+  k: 'forward';
+  /** `local` = ssh -L (direct-tcpip), `remote` = ssh -R (tcpip-forward). */
+  direction: 'local' | 'remote';
+  host: string;
+  port: number;
+  /** Client→target and target→client byte counts. */
+  bytesOut: number;
+  bytesIn: number;
+  decision: 'allow' | 'deny';
+  reason?: string;
+}
+
+/** Kinds the SSH gateway records beyond src/recorder/events.ts (proposed for addition there). */
+export const SshEventKind = {
+  /** Exit status or signal of an exec/shell channel. */
+  Exit: 'exit',
+  /** A command line typed at an interactive prompt (best-effort detection). */
+  Command: 'command',
+  Sftp: 'sftp',
+  Forward: 'forward',
+} as const;
+
+/** Exit status or signal of a session channel. */
+export interface ExitEvent {
+  t: number;
+  k: typeof SshEventKind.Exit;
+  ch?: number;
+  code?: number;
+  signal?: string;
+}
+
+/** A command line detected in an interactive shell: the command index of the recording. */
+export interface TypedCommandEvent {
+  t: number;
+  k: typeof SshEventKind.Command;
+  ch?: number;
+  command: string;
+  /** The editor model could not follow every key (history, completion): the text may differ. */
+  uncertain?: true;
+  decision: 'allow' | 'deny' | 'approval';
+  rule?: string;
+}
+
+export type SshRecordingEvent = RecordingEvent | SftpEvent | ForwardEvent | ExitEvent | TypedCommandEvent;
+
+/**
+ * The recording seam for one session. `append` returning false means recording can no longer be
+ * guaranteed (spool full, bucket gone): the gateway ends the session (fail closed).
+ */
+export interface SshSessionRecorder {
+  append(event: SshRecordingEvent): boolean;
+  close(): Promise<void>;
+}
+
+export interface SshSessionInfo {
+  id: string;
+  identity: Identity;
+  /** The SSH username: the account asked for on the target. */
+  account: string;
+  client: { addr: string; app?: string };
+  target: string;
+  startedAt: Date;
+}
+
+/** Opens the recording of a session; rejecting (or throwing) refuses the session (fail closed). */
+export type SshRecorderFactory = (session: SshSessionInfo) => SshSessionRecorder | Promise<SshSessionRecorder>;
+
+/** The token check (src/sidecar/auth/oidc.ts `TokenVerifier` fits). */
+export interface SshTokenVerifier {
+  verify(token: string | undefined): Promise<Identity>;
+}
+
+export interface SshUpstreamConfig {
+  host: string;
+  port: number;
+  /**
+   * The account the gateway logs in as. Set (from the Secret's `username`): clients must ask for
+   * exactly this account. Unset: the client's SSH username is used as the target account.
+   */
+  user?: string;
+  /** OpenSSH/PEM private key from the Connection's Secret. */
+  privateKey?: string;
+  passphrase?: string;
+  password?: string;
+  /** Pinned host keys, `type base64` lines (spec.target.hostKeys). */
+  hostKeys: readonly string[];
+  /** spec.target.insecureSkipHostKeyVerification: accept any host key (logged and recorded). */
+  insecureSkipHostKeyVerification?: boolean;
+  /** Default 10 s. */
+  readyTimeoutMs?: number;
+  /** SSH keep-alive towards the target (default 15 s, 3 missed → the session ends). */
+  keepaliveIntervalMs?: number;
+  keepaliveCountMax?: number;
+}
+
+export interface SshGatewayLimits {
+  /** Connection-level limits; the policy's limits for the subject are merged, the stricter wins. */
+  maxDurationMs?: number;
+  idleTimeoutMs?: number;
+  /** Time a client has to authenticate (default 30 s). */
+  authTimeoutMs?: number;
+  /** Open connections at once (default 1000); more are refused at accept. */
+  maxConnections?: number;
+  /** Bytes of terminal data per recorded event before capping (default 65536). */
+  maxEventBytes?: number;
+  /** Idle time after which held-back terminal output is flushed through the masker (default 25 ms). */
+  maskFlushMs?: number;
+}
+
+export interface SshGatewayConfig {
+  /** `namespace/name` of the Connection, for recordings. */
+  connection: string;
+  listen: { host?: string; port: number };
+  /** The gateway's host private key (PEM/OpenSSH), from a Secret so clients can pin it. */
+  hostKey: string;
+  upstream: SshUpstreamConfig;
+  verifier: SshTokenVerifier;
+  policy: SshPolicy;
+  recorder: SshRecorderFactory;
+  limits?: SshGatewayLimits;
+  /** RecordingPolicy `record`: whether client input (keystrokes, stdin) and output are recorded (default both). */
+  record?: { input?: boolean; output?: boolean };
+  /** Diagnostic log lines (never carries tokens or credentials). */
+  log?: (line: string) => void;
+  /** Clock (ms) for recordings and limits; default Date.now. */
+  now?: () => number;
+}
