@@ -45,6 +45,15 @@ export const RecorderErrorCode = {
   ManifestDigestMismatch: 'MANIFEST_DIGEST_MISMATCH',
   ManifestEntryMismatch: 'MANIFEST_ENTRY_MISMATCH',
   ManifestInconsistent: 'MANIFEST_INCONSISTENT',
+  // Shipping: stores, spool, session objects (src/recorder/store*.ts, spool.ts, shipper.ts).
+  StoreUnavailable: 'STORE_UNAVAILABLE',
+  StoreDenied: 'STORE_DENIED',
+  ObjectExists: 'OBJECT_EXISTS',
+  ObjectNotFound: 'OBJECT_NOT_FOUND',
+  SpoolFull: 'SPOOL_FULL',
+  SpoolWriteFailed: 'SPOOL_WRITE_FAILED',
+  RecordingFailed: 'RECORDING_FAILED',
+  LocationInvalid: 'LOCATION_INVALID',
   // Caller errors (thrown).
   KeyInvalid: 'KEY_INVALID',
   EventInvalid: 'EVENT_INVALID',

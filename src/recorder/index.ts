@@ -64,3 +64,31 @@ export {
   type VerifyReport,
   verifyRecording,
 } from './verify.ts';
+
+// Shipping: stores, spool, uploader, Session objects, the per-session recorder gateways use, and
+// reading recordings back (replay, export, verification of a stored session).
+export { listSessionFolder, readSessionEvents, readSessionManifest, type SessionFolderListing, verifySessionFolder } from './reader.ts';
+export {
+  type CloseOptions,
+  DEFAULT_MEMORY_HIGH_WATER_BYTES,
+  DEFAULT_SPOOL_MAX_BYTES,
+  Recorder,
+  type RecorderOptions,
+  type RecoveredSession,
+  type SessionCloseResult,
+  SessionRecorder,
+  type SessionStartInfo,
+} from './recorder.ts';
+export { asciicastLines, isTerminalProtocol, playTerminal, printTimeline } from './replay.ts';
+export { CSV_COLUMNS, ExportFormat, exportLines } from './export.ts';
+export {
+  KubeSessionObjects,
+  type SessionObjectClient,
+  type SessionRef,
+  SessionStatusReporter,
+} from './session-objects.ts';
+export { Spool, type SpoolSessionInfo } from './spool.ts';
+export { ObjectLockMode, type PutOptions, PutOutcome, type RecordingStore, type StoredObject } from './store.ts';
+export { DirectoryStore } from './store-dir.ts';
+export { S3Store, type S3StoreOptions, SseMode } from './store-s3.ts';
+export { backoffDelay, DEFAULT_RETRY, type RetryPolicy, Uploader } from './uploader.ts';

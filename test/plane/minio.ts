@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { testbinDir } from './kube.ts';
 import { freePort, type Log, ManagedProcess, type Started, waitUntil } from './proc.ts';
@@ -32,16 +32,24 @@ async function healthy(url: string): Promise<boolean> {
  * credentials and a static KMS key so SSE-S3 (x-amz-server-side-encryption: AES256) and buckets
  * with object lock work as they do against a production deployment.
  */
-export async function startMinio(dir: string, log: Log): Promise<Started<MinioInfo>> {
+export async function startMinio(dir: string, log: Log, reuse?: MinioInfo): Promise<Started<MinioInfo>> {
   const began = Date.now();
   const binary = await minioBinary();
   const data = join(dir, 'data');
   const certs = join(dir, 'certs');
   await mkdir(data, { recursive: true, mode: 0o700 });
   await mkdir(certs, { recursive: true, mode: 0o700 });
-  const [port, consolePort] = [await freePort(), await freePort()];
-  const accessKey = `warden-${randomBytes(6).toString('hex')}`;
-  const secretKey = randomBytes(24).toString('base64url');
+  // `reuse`: start again on the same port with the same credentials over the same data (a test that
+  // stops its own MinIO for a while and brings it back, as an outage would).
+  const [port, consolePort] = [reuse?.port ?? (await freePort()), await freePort()];
+  const accessKey = reuse?.accessKey ?? `warden-${randomBytes(6).toString('hex')}`;
+  const secretKey = reuse?.secretKey ?? randomBytes(24).toString('base64url');
+  // The KMS key encrypts MinIO's own config too, so a restart over the same data needs the same key.
+  const kmsKeyFile = join(dir, 'kms.key');
+  const kmsKey = reuse
+    ? (await readFile(kmsKeyFile, 'utf8')).trim()
+    : `warden-test:${randomBytes(32).toString('base64')}`;
+  if (!reuse) await writeFile(kmsKeyFile, kmsKey, { mode: 0o600 });
 
   const proc = new ManagedProcess({
     name: 'minio',
@@ -64,7 +72,7 @@ export async function startMinio(dir: string, log: Log): Promise<Started<MinioIn
       MINIO_ROOT_PASSWORD: secretKey,
       // A static key ("name:base64 of 32 bytes") is MinIO's built-in KMS: enough for SSE-S3,
       // which object lock and encrypted backups need.
-      MINIO_KMS_SECRET_KEY: `warden-test:${randomBytes(32).toString('base64')}`,
+      MINIO_KMS_SECRET_KEY: kmsKey,
       MINIO_SITE_REGION: REGION,
       MINIO_BROWSER: 'off',
       MINIO_UPDATE: 'off',

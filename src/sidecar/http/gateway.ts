@@ -1,0 +1,790 @@
+// The HTTP gateway: a streaming reverse proxy on Node's own http/https (docs/adr/0006-http-proxy.md).
+// Each request passes the stages in order — framing check, token, admission, request attributes
+// (Kubernetes request-info for API servers), policy, then the relay with capped recording and
+// response masking. A refusal at any stage is answered in the protocol (401/403/400/502 with a JSON
+// or Kubernetes `Status` body) and recorded; nothing reaches the target before policy allowed it.
+
+import { randomUUID } from 'node:crypto';
+import {
+  Agent as HttpAgent,
+  createServer as createHttpServer,
+  type IncomingMessage,
+  request as httpRequest,
+  type ClientRequest,
+  type Server,
+  type ServerOptions,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
+import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import type { HttpCommand, KubernetesCommand, PolicySubject } from '../../policy/command.ts';
+import { capPayload, EventKind, type K8sExecChannel, type RecordingEvent } from '../../recorder/events.ts';
+import { AuthError } from '../auth/errors.ts';
+import type { Identity } from '../auth/oidc.ts';
+import { BodyCapture, JsonLinesMasker, maskBody, readBounded } from './body.ts';
+import type { BodyMasker, HttpGatewayConfig, HttpSessionRecorder, UpstreamCredentials } from './config.ts';
+import { errorResponse, HttpGatewayError, HttpGatewayErrorCode } from './errors.ts';
+import {
+  bearerToken,
+  clientResponseHeaders,
+  framingProblem,
+  type HeaderMap,
+  impersonationHeader,
+  isJsonStreamType,
+  isJsonType,
+  isTextType,
+  recordedHeaders,
+  upstreamRequestHeaders,
+} from './headers.ts';
+import { kubernetesCommand, RequestInfoError, type RequestInfo } from './request-info.ts';
+import { isKubernetesChannelProtocol, WsFrameParser, WsOpcode } from './websocket.ts';
+
+export const HTTP_GATEWAY_DEFAULTS = {
+  maxRecordedBodyBytes: 64 * 1024,
+  maxMaskedBodyBytes: 8 * 1024 * 1024,
+  headersTimeoutMs: 30_000,
+  idleTimeoutMs: 10 * 60_000,
+  responseTimeoutMs: 30_000,
+} as const;
+
+type Untimed<E> = E extends RecordingEvent ? Omit<E, 't'> : never;
+type EventInput = Untimed<RecordingEvent>;
+
+/** One recording session per client connection. */
+class ConnectionSession {
+  readonly #recorder: HttpSessionRecorder;
+  readonly #start = Date.now();
+  #lastT = 0;
+  #nextId = 1;
+  #accepting = true;
+  #failed = false;
+  #ended = false;
+  lastUser: string | undefined;
+
+  readonly #writesLifecycle: boolean;
+
+  constructor(recorder: HttpSessionRecorder, writesLifecycle: boolean) {
+    this.#recorder = recorder;
+    this.#writesLifecycle = writesLifecycle;
+  }
+
+  nextId(): number {
+    return this.#nextId++;
+  }
+
+  /** Records an event; a recorder failure fails the session closed (throws RecordingUnavailable). */
+  record(event: EventInput): void {
+    if (this.#failed) throw recordingUnavailable();
+    const elapsed = this.#recorder.t ? this.#recorder.t() : Math.floor(Date.now() - this.#start);
+    if (elapsed > this.#lastT) this.#lastT = elapsed;
+    try {
+      const accepted = this.#recorder.append({ ...event, t: this.#lastT } as RecordingEvent);
+      if (accepted === false && this.#recorder.once) {
+        this.#accepting = false;
+        this.#recorder.once('drain', () => {
+          this.#accepting = true;
+        });
+      }
+    } catch (error) {
+      this.#failed = true;
+      throw recordingUnavailable(error);
+    }
+  }
+
+  /** Resolves when the recorder takes new requests again (its spool or upload caught up). */
+  async ready(): Promise<void> {
+    if (this.#accepting || !this.#recorder.once) return;
+    await new Promise<void>((resolve) => this.#recorder.once?.('drain', resolve));
+  }
+
+  end(reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    try {
+      if (!this.#failed && !this.#writesLifecycle) this.record({ k: EventKind.SessionEnd, reason });
+      void Promise.resolve(this.#recorder.close?.(reason)).catch(() => undefined);
+    } catch {
+      // The session is over either way.
+    }
+  }
+}
+
+function recordingUnavailable(cause?: unknown): HttpGatewayError {
+  const error = new HttpGatewayError(
+    HttpGatewayErrorCode.RecordingUnavailable,
+    503,
+    'the gateway cannot record this session right now, so it takes no requests (fail closed); try again shortly',
+  );
+  if (cause !== undefined) (error as Error & { cause?: unknown }).cause = cause;
+  return error;
+}
+
+interface ConnectionState {
+  session?: ConnectionSession;
+  /** The last token that verified on this connection and who it named. */
+  verified?: { token: string; identity: Identity };
+}
+
+/** What the admission stages decided for an allowed request. */
+interface Allowed {
+  identity: Identity;
+  subject: PolicySubject;
+  command: HttpCommand | KubernetesCommand;
+  info?: RequestInfo;
+  rule?: string;
+  masker?: BodyMasker;
+}
+
+export class HttpGateway {
+  readonly config: HttpGatewayConfig;
+  readonly #server: Server;
+  readonly #agent: HttpAgent;
+  readonly #upstream: URL;
+  readonly #connections = new WeakMap<Socket, ConnectionState>();
+  readonly #sockets = new Set<Socket>();
+  readonly #recordCap: number;
+  readonly #maskCap: number;
+  readonly #credentials: UpstreamCredentials;
+
+  private constructor(config: HttpGatewayConfig) {
+    this.config = config;
+    this.#upstream = new URL(config.upstream.url);
+    if (this.#upstream.protocol !== 'http:' && this.#upstream.protocol !== 'https:') {
+      throw new Error(`the HTTP gateway's upstream must be an http:// or https:// URL, not ${this.#upstream.protocol}`);
+    }
+    this.#recordCap = config.maxRecordedBodyBytes ?? HTTP_GATEWAY_DEFAULTS.maxRecordedBodyBytes;
+    this.#maskCap = config.maxMaskedBodyBytes ?? HTTP_GATEWAY_DEFAULTS.maxMaskedBodyBytes;
+    this.#credentials = config.upstream.credentials ?? { kind: 'none' };
+    this.#agent = this.#createAgent();
+
+    const options: ServerOptions = {
+      // Node's parser in strict mode already refuses much of what smuggling needs; framingProblem
+      // refuses the rest (headers.ts).
+      insecureHTTPParser: false,
+      requireHostHeader: true,
+      joinDuplicateHeaders: false,
+      headersTimeout: config.headersTimeoutMs ?? HTTP_GATEWAY_DEFAULTS.headersTimeoutMs,
+      // Bodies may be long uploads or endless streams; the idle timeout bounds stalled ones.
+      requestTimeout: 0,
+      keepAliveTimeout: 5_000,
+    };
+    this.#server = config.tls
+      ? createHttpsServer({ ...options, cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' })
+      : createHttpServer(options);
+    // Bad input never crashes the process: whatever escapes a handler cuts that one connection.
+    const contain = (work: Promise<void>, socket: Socket): void => {
+      work.catch((error: unknown) => {
+        this.#log('error', 'request handler failed', { error: (error as Error).message });
+        socket.destroy();
+      });
+    };
+    this.#server.on('request', (req: IncomingMessage, res: ServerResponse) => contain(this.#handle(req, res, false), req.socket));
+    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => contain(this.#handle(req, res, true), req.socket));
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => contain(this.#upgrade(req, socket, head), socket));
+    this.#server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+      this.#log('info', 'refused a malformed request', { error: error.code ?? error.message });
+      if (socket.writable && !socket.destroyed) {
+        const body = JSON.stringify({ error: { code: HttpGatewayErrorCode.BadRequest, message: 'malformed HTTP request' } });
+        socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    });
+    this.#server.on(config.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.setTimeout(config.idleTimeoutMs ?? HTTP_GATEWAY_DEFAULTS.idleTimeoutMs, () => socket.destroy());
+      socket.once('close', () => {
+        this.#sockets.delete(socket);
+        this.#connections.get(socket)?.session?.end('client-closed');
+      });
+    });
+    this.#server.on('error', (error: Error) => this.#log('error', 'listener error', { error: error.message }));
+  }
+
+  /** Starts listening; resolves once the port is bound. */
+  static async start(config: HttpGatewayConfig): Promise<HttpGateway> {
+    const gateway = new HttpGateway(config);
+    await new Promise<void>((resolve, reject) => {
+      gateway.#server.once('error', reject);
+      gateway.#server.listen(config.listen.port, config.listen.host, () => {
+        gateway.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return gateway;
+  }
+
+  get address(): { host: string; port: number } {
+    const address = this.#server.address() as AddressInfo;
+    return { host: address.address, port: address.port };
+  }
+
+  /** `http(s)://host:port` of the listener. */
+  get url(): string {
+    const { host, port } = this.address;
+    return `${this.config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+
+  /** Stops listening and cuts every connection (sessions end with `gateway-stopped`). */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const socket of this.#sockets) {
+      this.#connections.get(socket)?.session?.end('gateway-stopped');
+      socket.destroy();
+    }
+    this.#server.closeAllConnections();
+    this.#agent.destroy();
+    await closed;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Stages
+
+  #state(socket: Socket): ConnectionState {
+    let state = this.#connections.get(socket);
+    if (!state) {
+      state = {};
+      this.#connections.set(socket, state);
+    }
+    return state;
+  }
+
+  #session(state: ConnectionState, req: IncomingMessage): ConnectionSession | undefined {
+    if (state.session) return state.session;
+    const factory = this.config.recorder;
+    if (!factory) return undefined;
+    const address = `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`;
+    const userAgent = req.headers['user-agent'];
+    const startedAt = new Date();
+    let recorder: HttpSessionRecorder;
+    try {
+      recorder = factory({
+        sessionId: randomUUID(),
+        connection: this.config.connection,
+        client: userAgent === undefined ? { addr: address } : { addr: address, app: userAgent.slice(0, 256) },
+        startedAt,
+      });
+    } catch (error) {
+      throw recordingUnavailable(error);
+    }
+    const session = new ConnectionSession(recorder, this.config.recorderWritesLifecycle ?? false);
+    state.session = session;
+    if (this.config.recorderWritesLifecycle) return session;
+    session.record({
+      k: EventKind.SessionStart,
+      protocol: this.config.flavour === 'kubernetes' ? 'kubernetes' : 'http',
+      connection: this.config.connection,
+      startedAt: startedAt.toISOString(),
+      client: userAgent === undefined ? { addr: address } : { addr: address, app: userAgent.slice(0, 256) },
+      target: this.#upstream.host,
+    });
+    return session;
+  }
+
+  async #authenticate(state: ConnectionState, req: IncomingMessage): Promise<Identity> {
+    const header = req.headers.authorization;
+    const token = bearerToken(header);
+    if (token === undefined) {
+      throw new HttpGatewayError(
+        HttpGatewayErrorCode.Unauthenticated,
+        401,
+        header === undefined
+          ? 'no token was given: send your OIDC token as Authorization: Bearer <token>'
+          : 'the Authorization header is not a bearer token: send your OIDC token as Authorization: Bearer <token>',
+      );
+    }
+    const cached = state.verified;
+    if (cached && cached.token === token && (cached.identity.expiresAt === undefined || cached.identity.expiresAt.getTime() > Date.now())) {
+      return cached.identity;
+    }
+    try {
+      const identity = await this.config.verifier.verify(token);
+      state.verified = { token, identity };
+      return identity;
+    } catch (error) {
+      state.verified = undefined;
+      const message = error instanceof AuthError ? error.message : 'the token could not be verified';
+      throw new HttpGatewayError(HttpGatewayErrorCode.Unauthenticated, 401, message);
+    }
+  }
+
+  /** Token, admission, request attributes, policy. Throws HttpGatewayError for a refusal. */
+  async #admit(req: IncomingMessage, state: ConnectionState, session: ConnectionSession | undefined, id: number): Promise<Allowed> {
+    const problem = framingProblem(req.rawHeaders);
+    if (problem !== undefined) {
+      throw new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, `the request has ${problem}; the gateway refuses ambiguous framing`);
+    }
+    const url = req.url ?? '';
+    if (!url.startsWith('/')) {
+      throw new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, 'the request target must be a path (origin-form), not an absolute URL or *');
+    }
+    let identity: Identity;
+    try {
+      identity = await this.#authenticate(state, req);
+    } catch (error) {
+      if (error instanceof HttpGatewayError) session?.record({ k: EventKind.Auth, ok: false, method: 'oidc', reason: error.message });
+      throw error;
+    }
+    const subject: PolicySubject = { user: identity.user, groups: identity.groups };
+    const admission = this.config.policy.admission(subject);
+    if (session && session.lastUser !== identity.user) {
+      session.lastUser = identity.user;
+      session.record({ k: EventKind.Auth, ok: admission.admitted, method: 'oidc', user: identity.user, groups: identity.groups, reason: admission.reason });
+    }
+    if (!admission.admitted) throw new HttpGatewayError(HttpGatewayErrorCode.NotAdmitted, 403, admission.reason);
+
+    const method = req.method ?? 'GET';
+    let command: HttpCommand | KubernetesCommand;
+    let info: RequestInfo | undefined;
+    if (this.config.flavour === 'kubernetes') {
+      const impersonation = impersonationHeader(req.headers as HeaderMap);
+      if (impersonation !== undefined) {
+        throw new HttpGatewayError(
+          HttpGatewayErrorCode.BadRequest,
+          403,
+          `the header ${impersonation} is not allowed through Warden: the gateway calls the API server with its own credentials`,
+        );
+      }
+      try {
+        ({ info, command } = kubernetesCommand(method, url));
+      } catch (error) {
+        if (error instanceof RequestInfoError) throw new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, error.message);
+        throw error;
+      }
+    } else {
+      // The host policy sees is the one the target receives: the gateway does not forward the
+      // client's Host, so a client cannot pick another virtual host behind the target.
+      command = { protocol: 'http', method, host: this.#upstream.host, path: url };
+    }
+    const decision = this.config.policy.decide(subject, command);
+    const rule = decision.policy !== undefined && decision.rule !== undefined ? `${decision.policy}/${decision.rule}` : undefined;
+    if (decision.effect !== 'Allow') {
+      const approval = decision.effect === 'RequireApproval';
+      session?.record({
+        k: EventKind.HttpRequest,
+        id,
+        method,
+        url: url.slice(0, 8192),
+        headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
+        decision: approval ? 'approval' : 'deny',
+        ...(rule === undefined ? {} : { rule }),
+        ...(info ? { k8s: k8sAttributes(info) } : {}),
+      });
+      const reason = approval
+        ? `${decision.reason}; approvals are not available on this gateway yet, so the request is refused`
+        : decision.reason;
+      session?.record({ k: EventKind.Deny, reason, ...(rule === undefined ? {} : { rule }), what: { text: `${method} ${url.slice(0, 512)}` } });
+      throw new HttpGatewayError(approval ? HttpGatewayErrorCode.ApprovalUnavailable : HttpGatewayErrorCode.Denied, 403, reason);
+    }
+    const masker = this.config.masking?.(subject);
+    return {
+      identity,
+      subject,
+      command,
+      ...(info ? { info } : {}),
+      ...(rule === undefined ? {} : { rule }),
+      ...(masker && !masker.empty ? { masker } : {}),
+    };
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
+    const state = this.#state(req.socket);
+    let session: ConnectionSession | undefined;
+    let id = 0;
+    try {
+      session = this.#session(state, req);
+      if (session) {
+        await session.ready();
+        id = session.nextId();
+      }
+      const allowed = await this.#admit(req, state, session, id);
+      if (expectContinue) res.writeContinue();
+      this.#forward(req, res, allowed, session, id);
+    } catch (error) {
+      this.#refuse(req, res, error, session, id);
+    }
+  }
+
+  #refuse(req: IncomingMessage, res: ServerResponse, error: unknown, session: ConnectionSession | undefined, id: number): void {
+    const refusal = asGatewayError(error);
+    if (refusal.code === HttpGatewayErrorCode.UpstreamFailed || refusal.code === HttpGatewayErrorCode.RecordingUnavailable) {
+      this.#log('warn', 'request failed', { code: refusal.code, error: refusal.message });
+    }
+    if (refusal.code !== HttpGatewayErrorCode.RecordingUnavailable && refusal.status >= 500) {
+      try {
+        session?.record({ k: EventKind.Error, code: refusal.code, message: refusal.message, ...(id > 0 ? { id } : {}) });
+      } catch {
+        // Already failing closed.
+      }
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const { status, headers, body } = errorResponse(this.config.flavour, refusal);
+    // A body the gateway did not read is not worth reading: close the connection after answering.
+    const unreadBody = !req.complete && (req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined);
+    if (unreadBody || refusal.code === HttpGatewayErrorCode.RecordingUnavailable || refusal.code === HttpGatewayErrorCode.BadRequest) {
+      headers.connection = 'close';
+    }
+    res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
+    res.end(body);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Relay
+
+  #upstreamRequest(req: IncomingMessage, allowed: Allowed, upgrade?: string): ClientRequest {
+    const headers = upstreamRequestHeaders(req.headers as HeaderMap, {
+      flavour: this.config.flavour,
+      upstreamHost: this.#upstream.host,
+      credentials: this.#credentials,
+      clientAddress: req.socket.remoteAddress ?? '',
+      clientHost: req.headers.host,
+      secure: this.config.tls !== undefined,
+      needsReadableBody: allowed.masker !== undefined,
+      ...(upgrade === undefined ? {} : { upgrade }),
+    });
+    const basePath = this.#upstream.pathname === '/' ? '' : this.#upstream.pathname.replace(/\/$/, '');
+    const options = {
+      host: this.#upstream.hostname.replace(/^\[|\]$/g, ''),
+      port: this.#upstream.port === '' ? (this.#upstream.protocol === 'https:' ? 443 : 80) : Number(this.#upstream.port),
+      method: req.method ?? 'GET',
+      path: basePath + (req.url ?? '/'),
+      headers,
+      agent: this.#agent,
+    };
+    return this.#upstream.protocol === 'https:' ? httpsRequest({ ...options, agent: this.#agent as HttpsAgent }) : httpRequest(options);
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, allowed: Allowed, session: ConnectionSession | undefined, id: number): void {
+    const requestCapture = new BodyCapture(this.#recordCap);
+    let requestRecorded = false;
+    const recordRequest = (complete: boolean): void => {
+      if (requestRecorded || !session) return;
+      requestRecorded = true;
+      session.record({
+        k: EventKind.HttpRequest,
+        id,
+        method: req.method ?? 'GET',
+        url: (req.url ?? '').slice(0, 8192),
+        headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
+        ...optional('body', requestCapture.payload(complete)),
+        decision: 'allow',
+        ...optional('rule', allowed.rule),
+        ...(allowed.info ? { k8s: k8sAttributes(allowed.info) } : {}),
+      });
+    };
+    const fail = (error: unknown): void => {
+      try {
+        recordRequest(false);
+      } catch {
+        // fail closed below
+      }
+      this.#refuse(req, res, error, session, id);
+    };
+
+    const upstream = this.#upstreamRequest(req, allowed);
+    const responseTimeout = setTimeout(() => {
+      upstream.destroy(new HttpGatewayError(HttpGatewayErrorCode.UpstreamTimeout, 504, 'the target did not answer in time'));
+    }, this.config.upstream.responseTimeoutMs ?? HTTP_GATEWAY_DEFAULTS.responseTimeoutMs);
+    res.once('close', () => {
+      clearTimeout(responseTimeout);
+      if (!upstream.destroyed && !res.writableFinished) upstream.destroy();
+    });
+
+    // pipe, not pipeline: a failed target must not destroy the client's socket before the 502.
+    upstream.on('error', (error) => {
+      clearTimeout(responseTimeout);
+      if (res.headersSent) res.destroy();
+      else fail(upstreamError(error));
+    });
+    req.on('error', () => upstream.destroy());
+    req.once('close', () => {
+      if (!req.complete) upstream.destroy();
+    });
+    req.pipe(upstream);
+    // The request event is written once: when the body ended, when the response begins, or when
+    // the client went away — so its size is exact whenever the body was seen whole.
+    req.on('data', (chunk: Buffer) => requestCapture.push(chunk));
+    req.once('end', () => guard(() => recordRequest(true), res));
+    req.once('close', () => guard(() => recordRequest(req.complete), res));
+
+    upstream.once('response', (upstreamResponse: IncomingMessage) => {
+      clearTimeout(responseTimeout);
+      try {
+        recordRequest(req.complete);
+        this.#respond(req, res, upstreamResponse, allowed, session, id);
+      } catch (error) {
+        upstreamResponse.destroy();
+        fail(error);
+      }
+    });
+  }
+
+  #respond(
+    req: IncomingMessage,
+    res: ServerResponse,
+    upstream: IncomingMessage,
+    allowed: Allowed,
+    session: ConnectionSession | undefined,
+    id: number,
+  ): void {
+    const status = upstream.statusCode ?? 502;
+    const headers = clientResponseHeaders(upstream.headers as HeaderMap);
+    const contentType = upstream.headers['content-type'];
+    const capture = new BodyCapture(this.#recordCap);
+    const recordResponse = (complete: boolean): void => {
+      session?.record({
+        k: EventKind.HttpResponse,
+        id,
+        status,
+        headers: recordedHeaders(upstream.headers as HeaderMap),
+        ...optional('body', capture.payload(complete)),
+      });
+    };
+    const noBody = req.method === 'HEAD' || status === 204 || status === 304 || upstream.headers['content-length'] === '0';
+    const masker = allowed.masker;
+    const recordMasked = this.config.recordMasked ?? true;
+
+    if (masker === undefined || noBody) {
+      res.writeHead(status, headers);
+      upstream.on('data', (chunk: Buffer) => capture.push(chunk));
+      pipeline(upstream, res, (error) => guard(() => recordResponse(!error), res));
+      return;
+    }
+
+    const encoding = upstream.headers['content-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but the target sent it ${encoding}-encoded; the gateway refuses it`);
+    }
+    for (const stale of ['etag', 'content-md5', 'digest', 'content-length']) delete headers[stale];
+
+    if (isJsonStreamType(contentType)) {
+      const lines = new JsonLinesMasker(masker, this.#maskCap, this.config.flavour === 'kubernetes');
+      res.writeHead(status, headers);
+      (recordMasked ? lines : upstream).on('data', (chunk: Buffer) => capture.push(chunk));
+      pipeline(upstream, lines, res, (error) => guard(() => recordResponse(!error), res));
+      return;
+    }
+    if (!isJsonType(contentType) && !isTextType(contentType)) {
+      upstream.destroy();
+      throw new HttpGatewayError(
+        HttpGatewayErrorCode.CannotMask,
+        502,
+        `the response must be masked but is ${contentType ?? 'of no declared type'}, which the gateway cannot read; it is refused`,
+      );
+    }
+    const declared = Number(upstream.headers['content-length'] ?? '0');
+    if (declared > this.#maskCap) {
+      upstream.destroy();
+      throw new HttpGatewayError(
+        HttpGatewayErrorCode.CannotMask,
+        502,
+        `the response must be masked and is larger than the gateway masks (${this.#maskCap} bytes); ask for less (pagination, a narrower query)`,
+      );
+    }
+    readBounded(upstream, this.#maskCap).then(
+      (body) => {
+        if (res.destroyed) return;
+        const masked = maskBody(masker, contentType, body, this.config.flavour === 'kubernetes');
+        capture.push(recordMasked ? masked : body);
+        recordResponse(true);
+        res.writeHead(status, { ...headers, 'content-length': String(masked.length) });
+        res.end(masked);
+      },
+    ).catch((error: unknown) => {
+      this.#refuse(req, res, error, session, id);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Upgrades (WebSocket, SPDY): admitted like requests, then relayed byte for byte.
+
+  async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const state = this.#state(socket);
+    let session: ConnectionSession | undefined;
+    let id = 0;
+    let allowed: Allowed;
+    try {
+      session = this.#session(state, req);
+      if (session) id = session.nextId();
+      allowed = await this.#admit(req, state, session, id);
+    } catch (error) {
+      this.#refuseRaw(socket, error);
+      return;
+    }
+    const record = (event: EventInput): void => {
+      try {
+        session?.record(event);
+      } catch {
+        socket.destroy();
+      }
+    };
+    const upgradeHeader = req.headers.upgrade ?? 'websocket';
+    if (this.config.flavour === 'kubernetes' && upgradeHeader.toLowerCase() !== 'websocket') {
+      // SPDY streams (older kubectl exec/attach/port-forward) are not parsed, so they could not be
+      // recorded: refused, fail closed. kubectl since 1.31 uses WebSocket (v5.channel.k8s.io).
+      record({ k: EventKind.Deny, reason: `${upgradeHeader} upgrades cannot be recorded`, what: { text: `${req.method ?? 'GET'} ${(req.url ?? '').slice(0, 512)}` } });
+      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 403, `the gateway records exec and attach over WebSocket only, not ${upgradeHeader}; use kubectl 1.31 or newer`));
+      return;
+    }
+    let upstream: ClientRequest;
+    try {
+      upstream = this.#upstreamRequest(req, { ...allowed, masker: undefined } as Allowed, upgradeHeader);
+    } catch (error) {
+      this.#refuseRaw(socket, error);
+      return;
+    }
+    record({
+      k: EventKind.HttpRequest,
+      id,
+      method: req.method ?? 'GET',
+      url: (req.url ?? '').slice(0, 8192),
+      headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
+      decision: 'allow',
+      ...optional('rule', allowed.rule),
+      ...(allowed.info ? { k8s: k8sAttributes(allowed.info) } : {}),
+    });
+    upstream.once('upgrade', (response: IncomingMessage, upstreamSocket: Socket, upstreamHead: Buffer) => {
+      record({ k: EventKind.HttpResponse, id, status: response.statusCode ?? 101, headers: recordedHeaders(response.headers as HeaderMap) });
+      let head101 = `HTTP/1.1 101 Switching Protocols\r\n`;
+      for (let i = 0; i + 1 < response.rawHeaders.length; i += 2) head101 += `${response.rawHeaders[i]}: ${response.rawHeaders[i + 1]}\r\n`;
+      socket.write(`${head101}\r\n`);
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      if (head.length > 0) upstreamSocket.write(head);
+      upstreamSocket.on('error', () => socket.destroy());
+      socket.on('close', () => upstreamSocket.destroy());
+      upstreamSocket.on('close', () => socket.destroy());
+      this.#sockets.add(upstreamSocket);
+      upstreamSocket.once('close', () => this.#sockets.delete(upstreamSocket));
+      const protocol = response.headers['sec-websocket-protocol'];
+      if (session && this.config.flavour === 'kubernetes' && isKubernetesChannelProtocol(protocol)) {
+        this.#recordChannels(socket, upstreamSocket, session, id);
+      }
+      upstreamSocket.pipe(socket);
+      socket.pipe(upstreamSocket);
+    });
+    upstream.once('response', (response: IncomingMessage) => {
+      // The target declined the upgrade: relay its answer and close.
+      record({ k: EventKind.HttpResponse, id, status: response.statusCode ?? 502, headers: recordedHeaders(response.headers as HeaderMap) });
+      let head = `HTTP/1.1 ${response.statusCode ?? 502} ${STATUS_CODES[response.statusCode ?? 502] ?? ''}\r\n`;
+      const headers = clientResponseHeaders(response.headers as HeaderMap);
+      delete headers['content-length'];
+      for (const [name, value] of Object.entries(headers)) {
+        for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
+      }
+      socket.write(`${head}connection: close\r\n\r\n`);
+      response.pipe(socket);
+    });
+    upstream.once('error', (error) => this.#refuseRaw(socket, upstreamError(error)));
+    upstream.end();
+  }
+
+  /**
+   * Records Kubernetes exec/attach streams (v4/v5.channel.k8s.io: binary frames whose first byte
+   * is the channel) as `k8s.exec` events, each frame capped. Parsers run beside the byte relay;
+   * a stream that cannot be parsed (so not recorded) is cut, fail closed.
+   */
+  #recordChannels(client: Socket, upstream: Socket, session: ConnectionSession, id: number): void {
+    const watch = (from: Socket): void => {
+      const parser = new WsFrameParser({ maxPayloadBytes: this.#recordCap + 1 });
+      from.on('data', (chunk: Buffer) => {
+        try {
+          for (const frame of parser.push(chunk)) {
+            if (frame.opcode !== WsOpcode.Binary || frame.payload.length === 0) continue;
+            const channel = frame.payload[0] as number;
+            const data = capPayload(frame.payload.subarray(1), this.#recordCap);
+            const size = frame.size - 1;
+            session.record({
+              k: EventKind.K8sExec,
+              id,
+              ch: channel as K8sExecChannel,
+              data: size > this.#recordCap ? { ...data, truncated: true, size } : data,
+            });
+          }
+        } catch (error) {
+          this.#log('warn', 'cut an exec stream that could not be recorded', { error: (error as Error).message });
+          client.destroy();
+          upstream.destroy();
+        }
+      });
+    };
+    watch(client);
+    watch(upstream);
+  }
+
+  #refuseRaw(socket: Socket, error: unknown): void {
+    const refusal = asGatewayError(error);
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const { status, headers, body } = errorResponse(this.config.flavour, refusal);
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+    for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+    socket.end(`${head}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #createAgent(): HttpAgent {
+    const common = { keepAlive: true, maxFreeSockets: 64 };
+    if (this.#upstream.protocol === 'http:') return new HttpAgent(common);
+    const tls = this.config.upstream.tls ?? { mode: 'verify-full' as const };
+    if (tls.mode === 'disable') throw new Error('the upstream URL is https:// but its TLS mode is disable; use an http:// URL or another mode');
+    return new HttpsAgent({
+      ...common,
+      ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+      ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+      ...(tls.key === undefined ? {} : { key: tls.key }),
+      ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+      rejectUnauthorized: tls.mode !== 'require',
+      ...(tls.mode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
+    });
+  }
+
+  #log(level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, string | number | boolean | undefined>): void {
+    this.config.logger?.(level, message, { connection: this.config.connection, ...fields });
+  }
+}
+
+function k8sAttributes(info: RequestInfo): { verb: string; resource?: string; subresource?: string; namespace?: string; name?: string } {
+  return {
+    verb: info.verb,
+    ...(info.isResourceRequest ? { resource: info.apiGroup === '' ? info.resource : `${info.resource}.${info.apiGroup}` } : {}),
+    ...(info.subresource === '' ? {} : { subresource: info.subresource }),
+    ...(info.namespace === '' ? {} : { namespace: info.namespace }),
+    ...(info.name === '' ? {} : { name: info.name }),
+  };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/** Runs a recording step; a recorder failure cuts the client connection (fail closed). */
+function guard(step: () => void, res: ServerResponse): void {
+  try {
+    step();
+  } catch {
+    res.destroy();
+  }
+}
+
+function upstreamError(error: unknown): HttpGatewayError {
+  if (error instanceof HttpGatewayError) return error;
+  const code = (error as { code?: string }).code;
+  return new HttpGatewayError(
+    HttpGatewayErrorCode.UpstreamFailed,
+    502,
+    `the gateway could not complete the request to the target${code ? ` (${code})` : ''}`,
+  );
+}
+
+function asGatewayError(error: unknown): HttpGatewayError {
+  if (error instanceof HttpGatewayError) return error;
+  return upstreamError(error);
+}

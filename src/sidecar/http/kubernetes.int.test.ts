@@ -1,0 +1,173 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { kubeClient, kubectlOk } from '../../../test/plane/kubectl.ts';
+import { capture } from '../../../test/plane/proc.ts';
+import { mintToken } from '../../../test/plane/tokens.ts';
+import { TokenVerifier } from '../auth/oidc.ts';
+import { selfSignedCert } from '../postgres/testing.ts';
+import { HttpGateway } from './gateway.ts';
+import { engineOf, MemoryRecorder } from './testing.ts';
+
+const plane = inject('plane');
+const NS = 'warden-http-k8s';
+
+const policy = engineOf(
+  {
+    name: 'readers',
+    spec: {
+      subjects: [{ kind: 'Group', name: 'readers' }],
+      rules: [
+        { name: 'no-secrets', effect: 'Deny', message: 'secrets stay secret', kubernetes: { resources: ['secrets'] } },
+        { name: 'read', effect: 'Allow', kubernetes: { verbs: ['get', 'list', 'watch'], resources: ['namespaces', 'configmaps', 'pods'] } },
+      ],
+    },
+  },
+  {
+    name: 'masked-readers',
+    spec: {
+      subjects: [{ kind: 'Group', name: 'masked' }],
+      rules: [{ name: 'read', effect: 'Allow', kubernetes: { verbs: ['get', 'list', 'watch'], resources: ['configmaps'] } }],
+      masking: { rules: [{ name: 'owner', jsonPaths: ['$.data.owner'] }, { name: 'pii', detectors: ['email'] }] },
+    },
+  },
+);
+
+let gateway: HttpGateway;
+let dir: string;
+const recorders: MemoryRecorder[] = [];
+
+async function kubeconfigFor(groups: string[]): Promise<string> {
+  const token = await mintToken(plane.oidc, { user: 'kim', groups });
+  const file = join(dir, `kubeconfig-${groups.join('-')}`);
+  await writeFile(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'warden', cluster: { server: gateway.url, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'kim', user: { token } }],
+      contexts: [{ name: 'warden', context: { cluster: 'warden', user: 'kim' } }],
+      'current-context': 'warden',
+    }),
+  );
+  return file;
+}
+
+async function kubectlVia(groups: string[], args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  const { KUBECONFIG: _, ...env } = process.env;
+  return await capture(plane.kube.kubectl, [`--kubeconfig=${await kubeconfigFor(groups)}`, `--cache-dir=${join(dir, 'cache')}`, ...args], { env });
+}
+
+beforeAll(async () => {
+  expect(policy.problems).toEqual([]);
+  dir = await mkdtemp(join(tmpdir(), 'warden-http-k8s-'));
+  const admin = kubeClient(plane.kube);
+  const cluster = admin.getCurrentCluster();
+  const user = admin.getCurrentUser();
+  const b64 = (value: string | undefined): string => Buffer.from(value ?? '', 'base64').toString('utf8');
+  gateway = await HttpGateway.start({
+    connection: 'test/cluster',
+    flavour: 'kubernetes',
+    listen: { host: '127.0.0.1', port: 0 },
+    tls: await selfSignedCert(),
+    upstream: {
+      url: plane.kube.server,
+      tls: { mode: 'verify-full', ca: b64(cluster?.caData), cert: b64(user?.certData), key: b64(user?.keyData) },
+    },
+    verifier: new TokenVerifier({ issuer: plane.oidc.issuer, audience: plane.oidc.audience }),
+    policy,
+    masking: (subject) => policy.masker(subject),
+    recorder: () => {
+      const r = new MemoryRecorder();
+      recorders.push(r);
+      return r;
+    },
+  });
+  await kubectlOk(plane.kube, ['create', 'namespace', NS]).catch(() => '');
+  await kubectlOk(plane.kube, ['-n', NS, 'create', 'configmap', 'contacts', '--from-literal=owner=Olga', '--from-literal=email=olga@example.com', '--from-literal=plain=visible']);
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await kubectlOk(plane.kube, ['delete', 'namespace', NS, '--wait=false']).catch(() => '');
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('Kubernetes flavour: kubectl through the gateway', () => {
+  it('lets an allowed kubectl get through, with the gateway credentials', async () => {
+    const { stdout, code, stderr } = await kubectlVia(['readers'], ['get', 'namespaces', '-o', 'name']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toContain(`namespace/${NS}`);
+    const requests = recorders.flatMap((r) => r.of('http.request'));
+    expect(requests.find((r) => r.url.startsWith('/api/v1/namespaces'))).toMatchObject({ decision: 'allow', k8s: { verb: 'list', resource: 'namespaces' } });
+  });
+
+  it('denies secrets with a Status kubectl prints as Forbidden', async () => {
+    const { stderr, code } = await kubectlVia(['readers'], ['-n', NS, 'get', 'secrets']);
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('Error from server (Forbidden)');
+    expect(stderr).toContain('secrets stay secret');
+    const deny = recorders.flatMap((r) => r.of('deny')).at(-1);
+    expect(deny?.rule).toBe('readers/no-secrets');
+  });
+
+  it('denies verbs no rule allows (delete)', async () => {
+    const { stderr, code } = await kubectlVia(['readers'], ['-n', NS, 'delete', 'configmap', 'contacts']);
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('Forbidden');
+    expect(await kubectlOk(plane.kube, ['-n', NS, 'get', 'configmap', 'contacts', '-o', 'name'])).toContain('contacts');
+  });
+
+  it('refuses impersonation headers (kubectl --as)', async () => {
+    const { stderr, code } = await kubectlVia(['readers'], ['--as=system:admin', 'get', 'namespaces']);
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/Impersonate-User is not allowed/i);
+  });
+
+  it('masks ConfigMap data by JSON path and detector', async () => {
+    const { stdout, code, stderr } = await kubectlVia(['masked'], ['-n', NS, 'get', 'configmap', 'contacts', '-o', 'json']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const data = (JSON.parse(stdout) as { data: Record<string, string> }).data;
+    expect(data.plain).toBe('visible');
+    expect(data.owner).not.toBe('Olga');
+    expect(data.email).not.toContain('olga@example.com');
+  });
+
+  it('applies object paths to each item of a list', async () => {
+    const { stdout, code } = await kubectlVia(['masked'], ['-n', NS, 'get', 'configmaps', '-o', 'json']);
+    expect(code).toBe(0);
+    const items = (JSON.parse(stdout) as { items: Array<{ metadata: { name: string }; data?: Record<string, string> }> }).items;
+    const contacts = items.find((i) => i.metadata.name === 'contacts');
+    expect(contacts?.data?.plain).toBe('visible');
+    expect(contacts?.data?.owner).not.toBe('Olga');
+    expect(stdout).not.toContain('olga@example.com');
+  });
+
+  it('masks a watch stream event by event', async () => {
+    const token = await mintToken(plane.oidc, { user: 'kim', groups: ['masked'] });
+    const { stdout, code } = await capture('curl', [
+      '-sS', '-k', '--max-time', '20', '-H', `Authorization: Bearer ${token}`,
+      `${gateway.url}/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=1`,
+    ]);
+    expect(code).toBe(0);
+    const events = stdout.trim().split('\n').map((line) => JSON.parse(line) as { type: string; object: { metadata: { name: string }; data?: Record<string, string> } });
+    const contacts = events.find((e) => e.object.metadata.name === 'contacts');
+    expect(contacts?.type).toBe('ADDED');
+    expect(contacts?.object.data?.plain).toBe('visible');
+    // Masked as JSON line by line (the path rule applies), not as one block of text.
+    expect(contacts?.object.data?.owner).not.toBe('Olga');
+    expect(stdout).not.toContain('olga@example.com');
+  });
+
+  it('answers a bad token with a 401 Status', async () => {
+    const response = await fetch(`${gateway.url.replace('https', 'http')}/api`, { headers: { authorization: 'Bearer x' } }).catch(() => undefined);
+    // The listener is TLS-only: plain HTTP gets no answer at all.
+    expect(response?.ok ?? false).toBe(false);
+    const { stdout } = await capture('curl', ['-sS', '-k', '-H', 'Authorization: Bearer not-a-token', `${gateway.url}/api/v1/namespaces`]);
+    expect(JSON.parse(stdout)).toMatchObject({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Unauthorized', code: 401 });
+  });
+});
