@@ -1,5 +1,9 @@
 import { Command } from 'commander';
+import { registerControllerCommand } from '../controller/cli.ts';
 import { VERSION } from '../version.ts';
+import { exportCommand, replayCommand } from './replay.ts';
+import { sessionsCommand } from './sessions.ts';
+import { verifyCommand } from './verify.ts';
 
 /** Builds the `warden` command tree. Subcommands register themselves here as they land. */
 export function buildCli(): Command {
@@ -12,6 +16,11 @@ export function buildCli(): Command {
     .helpOption('-h, --help', 'show help')
     .showHelpAfterError('(run `warden --help` for usage)')
     .showSuggestionAfterError(true);
+  registerControllerCommand(program);
+  program.addCommand(sessionsCommand());
+  program.addCommand(replayCommand());
+  program.addCommand(exportCommand());
+  program.addCommand(verifyCommand());
   return program;
 }
 

@@ -268,7 +268,7 @@ function apiserverArgs(options: { port: number; etcd: string; dir: string; pki: 
     // No controller-manager creates the default ServiceAccount; the admission plugin would reject
     // every pod without it.
     '--disable-admission-plugins=ServiceAccount',
-    '--service-cluster-ip-range=10.0.0.0/24',
+    '--service-cluster-ip-range=10.0.0.0/16', // room for benchmarks with thousands of Services
     '--allow-privileged=true',
     // envtest's secure serving and authn/authz (controlplane/auth.go): client certs from our CA,
     // RBAC only, service accounts signed with our key.

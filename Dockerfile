@@ -1,0 +1,31 @@
+# The one Warden image: `warden controller` and `warden sidecar` (the gateways) both run from it.
+# Node 24 runs the TypeScript sources directly (type stripping; docs/adr/0002), so there is no
+# build step: production dependencies plus src/.
+#
+#   docker build -t ghcr.io/warden-dev/warden:0.1.0 .
+#
+# Runs as a non-root user with a read-only root filesystem: nothing is written outside /tmp and
+# the gateway's spool directory, which the Deployments mount as emptyDir volumes.
+
+FROM node:24-slim AS dependencies
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; no install scripts (none of them needs one: ssh2's optional native
+# parts are not built, see package.json allowScripts).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM node:24-slim
+ENV NODE_ENV=production \
+    NODE_OPTIONS=--disable-warning=ExperimentalWarning
+WORKDIR /app
+COPY --from=dependencies /app/node_modules ./node_modules
+COPY package.json ./
+COPY bin ./bin
+COPY src ./src
+RUN chmod 0555 bin/warden.js && ln -s /app/bin/warden.js /usr/local/bin/warden \
+    && groupadd --system --gid 10001 warden \
+    && useradd --system --uid 10001 --gid warden --home-dir /nonexistent --shell /usr/sbin/nologin warden \
+    && mkdir -p /var/lib/warden/spool && chown warden:warden /var/lib/warden/spool
+USER 10001:10001
+ENTRYPOINT ["warden"]
+CMD ["--help"]
