@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerControllerCommand } from '../controller/cli.ts';
+import { sidecarCommand } from '../sidecar/main.ts';
 import { VERSION } from '../version.ts';
 import { exportCommand, replayCommand } from './replay.ts';
 import { sessionsCommand } from './sessions.ts';
@@ -21,6 +22,7 @@ export function buildCli(): Command {
   program.addCommand(replayCommand());
   program.addCommand(exportCommand());
   program.addCommand(verifyCommand());
+  program.addCommand(sidecarCommand());
   return program;
 }
 

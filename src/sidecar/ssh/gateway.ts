@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { type AuthContext, type Client, type ClientInfo, type Connection, Server } from 'ssh2';
+import ssh2, { type AuthContext, type Client, type ClientInfo, type Connection } from 'ssh2';
 import type { PolicySubject, SshCommand } from '../../policy/command.ts';
 import { EventKind, Protocol } from '../../recorder/events.ts';
 import { AuthError, AuthErrorCode } from '../auth/errors.ts';
@@ -24,6 +24,10 @@ import { generateEd25519HostKey, type PinnedHostKey } from './host-keys.ts';
 import { SessionLog } from './recording.ts';
 import { guard } from './relay.ts';
 import { connectUpstream, parsePins } from './upstream.ts';
+
+// ssh2 is CommonJS without named exports Node can detect: take them from the default export.
+const { Server } = ssh2;
+type Server = InstanceType<typeof Server>;
 
 /** Token attempts per connection before the gateway hangs up (OpenSSH's MaxAuthTries is 6). */
 export const MAX_AUTH_ATTEMPTS = 3;

@@ -1,8 +1,12 @@
-import { Client, type ClientChannel, type ConnectConfig, type ExecOptions, type PseudoTtyOptions, type ShellOptions } from 'ssh2';
+import ssh2, { type ClientChannel, type ConnectConfig, type ExecOptions, type PseudoTtyOptions, type ShellOptions } from 'ssh2';
 import type { SshUpstreamConfig } from './config.ts';
 import { UPSTREAM_ALGORITHMS } from './config.ts';
 import { SshGatewayError, SshGatewayErrorCode } from './errors.ts';
 import { checkHostKey, type HostKeyCheck, hostKeyAlgorithmsFor, type PinnedHostKey, parsePinnedHostKey } from './host-keys.ts';
+
+// ssh2 is CommonJS without named exports Node can detect: take them from the default export.
+const { Client } = ssh2;
+type Client = InstanceType<typeof Client>;
 
 /** Parses the pinned keys once at start; a malformed pin is a configuration error. */
 export function parsePins(config: SshUpstreamConfig): PinnedHostKey[] {

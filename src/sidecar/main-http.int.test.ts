@@ -1,0 +1,119 @@
+// `warden sidecar` for an http Connection as a real subprocess in front of the plane's nginx:
+// bearer token in, policy per request, a policy change applied live, SIGTERM → exit 0.
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import * as Minio from 'minio';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort, ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
+import { mintToken } from '../../test/plane/tokens.ts';
+import type { AccessRule } from '../api/types.ts';
+import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KEY, SIDECAR_CONFIG_KIND, SIDECAR_PATHS, sealSidecarConfig, serializeSidecarConfig, type SidecarConfig } from './config.ts';
+
+const plane = inject('plane');
+const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
+const WARDEN = new URL('../cli/main.ts', import.meta.url).pathname;
+const bucket = `sidecar-http-${process.pid.toString(36)}${randomBytes(3).toString('hex')}`;
+const CONFIG_PATH = `${SIDECAR_PATHS.configDir}/${SIDECAR_CONFIG_KEY}`;
+const logFile = join(process.env.WARDEN_TEST_LOG_DIR ?? plane.dir, `${bucket}.log`);
+
+let root: string;
+let port: number;
+let gateway: ManagedProcess;
+let token: string;
+let base: Omit<SidecarConfig, 'hash' | 'policies'>;
+
+const secret = (name: string, key: string, value: string): { secret: string; key: string; file: string } => {
+  const file = `${SIDECAR_PATHS.secretsDir}/${name}/${key}`;
+  mkdirSync(dirname(join(root, file)), { recursive: true });
+  writeFileSync(join(root, file), value, { mode: 0o400 });
+  return { secret: name, key, file };
+};
+const writeConfig = (rules: AccessRule[]): SidecarConfig => {
+  const config = sealSidecarConfig({ ...base, policies: [{ name: 'web', uid: 'p', generation: 1, spec: { subjects: [{ kind: 'User', name: 'erin' }], rules }, problems: [] }] });
+  const file = join(root, CONFIG_PATH);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, serializeSidecarConfig(config));
+  renameSync(`${file}.tmp`, file);
+  return config;
+};
+const call = async (method: string, auth = `Bearer ${token}`): Promise<{ status: number; body: string }> => {
+  const response = await fetch(`http://127.0.0.1:${port}/echo`, { method, headers: { authorization: auth }, ...(method === 'POST' ? { body: 'x' } : {}) });
+  return { status: response.status, body: await response.text() };
+};
+
+beforeAll(async () => {
+  const minio = new Minio.Client({ endPoint: plane.minio.host, port: plane.minio.port, useSSL: false, accessKey: plane.minio.accessKey, secretKey: plane.minio.secretKey, region: plane.minio.region });
+  await minio.makeBucket(bucket, plane.minio.region);
+  token = await mintToken(plane.oidc, { user: 'erin' });
+  root = mkdtempSync(join(tmpdir(), 'warden-sidecar-http-'));
+  port = await freePort();
+  const healthPort = await freePort();
+  base = {
+    apiVersion: SIDECAR_CONFIG_API_VERSION,
+    kind: SIDECAR_CONFIG_KIND,
+    connection: { namespace: 'team', name: 'web', uid: 'uid-web', generation: 1 },
+    protocol: 'http',
+    listener: { port, healthPort },
+    target: { url: `http://${plane.nginx.host}:${plane.nginx.port}` },
+    credentials: {},
+    oidc: { issuer: plane.oidc.issuer, audience: plane.oidc.audience, usernameClaim: 'preferred_username', groupsClaim: 'groups' },
+    sessionLimits: {},
+    recording: {
+      policy: 'minio',
+      s3: {
+        endpoint: plane.minio.endpoint,
+        bucket,
+        region: plane.minio.region,
+        pathStyle: true,
+        prefix: 'team/web/',
+        accessKeyId: secret('minio', 'accessKeyId', plane.minio.accessKey),
+        secretAccessKey: secret('minio', 'secretAccessKey', plane.minio.secretKey),
+        sse: 'none',
+      },
+      record: { input: true, output: true, maxEventBytes: 65536, maxResultRows: 100 },
+      signingKey: secret('signing', 'key.pem', generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
+      storeMasked: true,
+      onStorageFailure: 'FailClosed',
+    },
+    secretVersions: { minio: '1', signing: '1' },
+  };
+  writeConfig([{ name: 'get', effect: 'Allow', http: { methods: ['GET'], paths: ['/echo'] } }]);
+  gateway = new ManagedProcess({
+    name: 'warden-sidecar-http',
+    command: NODE,
+    args: [WARDEN, 'sidecar', '--config', CONFIG_PATH, '--poll-interval', '500ms', '--grace-period', '2s'],
+    env: { PATH: process.env.PATH, HOME: root, WARDEN_FS_ROOT: root },
+    cwd: root,
+    logFile,
+  });
+  await waitUntil('warden sidecar /readyz', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status === 200, { timeoutMs: 30_000, process: gateway });
+});
+
+afterAll(async () => {
+  await gateway?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+describe('warden sidecar (http)', () => {
+  it('relays allowed requests, refuses others and callers without a valid token', async () => {
+    expect(await call('GET')).toEqual({ status: 200, body: 'GET /echo\n' });
+    expect((await call('POST')).status).toBe(403);
+    expect((await call('GET', 'Bearer not-a-token')).status).toBe(401);
+  });
+
+  it('applies a policy change to the next request within 5 s', async () => {
+    writeConfig([{ name: 'get-post', effect: 'Allow', http: { methods: ['GET', 'POST'], paths: ['/echo'] } }]);
+    const began = Date.now();
+    await waitUntil('POST allowed', async () => (await call('POST')).status === 200, { timeoutMs: 5_000, intervalMs: 200 });
+    expect(Date.now() - began).toBeLessThan(5_000);
+  });
+
+  it('exits 0 on SIGTERM', async () => {
+    await gateway.stop(10_000);
+    expect(gateway.child.exitCode).toBe(0);
+    expect(readFileSync(logFile, 'utf8')).not.toContain(plane.minio.secretKey);
+  });
+});
