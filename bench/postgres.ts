@@ -1,0 +1,462 @@
+// PostgreSQL gateway benchmark (issue #5): pgbench select-only (-S) and TPC-B-like, simple and
+// prepared protocol, 1 and 8 clients, against (a) PostgreSQL directly, (b) pgbouncer in session
+// mode, (c) the Warden gateway with policy, masking and recording on. Then the gateway's peak RSS
+// with BENCH_SESSIONS (default 200) concurrent sessions.
+//
+//   node_modules/.bin/node bench/postgres.ts
+//   BENCH_SECONDS=30 BENCH_SCALE=20 node_modules/.bin/node bench/postgres.ts
+//
+// Starts its own PostgreSQL, pgbouncer and OIDC issuer (the test plane's modules) and the gateway
+// in a child process (bench/postgres-gateway.ts), so the gateway's RSS and CPU are its own. Each
+// configuration runs the three targets back to back (direct, pgbouncer, Warden), so drifting load
+// from other processes hits them alike. Latency percentiles come from pgbench's per-transaction
+// log (-l). Progress on stderr, the report on stdout.
+//
+// The gateway only accepts TLS (the token is a password); PostgreSQL and pgbouncer are reached
+// over plain TCP. Warden's figures therefore include TLS; the report says so.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { startOidcIssuer } from '../test/plane/oidc.ts';
+import { startPgbouncer } from '../test/plane/pgbouncer.ts';
+import { startPostgres } from '../test/plane/postgres.ts';
+import { capture, run } from '../test/plane/proc.ts';
+import { mintToken } from '../test/plane/tokens.ts';
+import type { RunnerConfig } from './postgres-gateway.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SCALE = Number(process.env.BENCH_SCALE ?? 10);
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 200);
+const GROUP = 'bench';
+/** Linux clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on every common kernel). */
+const CLK_TCK = 100;
+
+const SCRIPTS = ['select-only', 'tpcb-like'] as const;
+const MODES = ['simple', 'prepared'] as const;
+const CLIENTS = [1, 8] as const;
+const TARGETS = ['direct', 'pgbouncer', 'warden'] as const;
+type Script = (typeof SCRIPTS)[number];
+type Mode = (typeof MODES)[number];
+type Target = (typeof TARGETS)[number];
+/** Client/server round trips per transaction: -S is one statement; TPC-B-like is BEGIN, 5 statements, END. */
+const ROUND_TRIPS: Record<Script, number> = { 'select-only': 1, 'tpcb-like': 7 };
+/** Targets of issue #5. */
+const TARGET_RATIO_DIRECT = 0.8;
+const TARGET_ADDED_P50_MS = 0.2;
+
+const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
+const uptime = async (): Promise<string> => (await capture('uptime', [])).stdout.trim() || `load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}`;
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup, also on Ctrl-C
+
+const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const { what, run: undo } of cleanups.reverse()) {
+      try {
+        await undo();
+      } catch (error) {
+        log(`cleanup: ${what}: ${(error as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    log(`${signal}: stopping servers and removing temporary files`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway child process
+
+interface GatewayChild {
+  pid: number;
+  port: number;
+  /** SIGTERM; resolves with the runner's last report (stats, recordings). */
+  stop(): Promise<Record<string, unknown> | undefined>;
+}
+
+async function startGateway(config: RunnerConfig): Promise<GatewayChild> {
+  const child: ChildProcess = spawn(process.execPath, [join(import.meta.dirname, 'postgres-gateway.ts')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const messages: Array<Record<string, unknown>> = [];
+  let notify: (() => void) | undefined;
+  lines.on('line', (line) => {
+    try {
+      messages.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      process.stderr.write(`gateway: ${line}\n`);
+    }
+    notify?.();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.stdin!.end(JSON.stringify(config));
+  const ready = await new Promise<Record<string, unknown> | undefined>((resolve) => {
+    const check = (): void => {
+      const m = messages.find((x) => x.ready === true);
+      if (m) resolve(m);
+    };
+    notify = check;
+    void exited.then(() => resolve(undefined));
+    check();
+  });
+  if (ready === undefined || child.pid === undefined) throw new Error('gateway child exited before it was ready (see its stderr above)');
+  let stopped: Promise<Record<string, unknown> | undefined> | undefined;
+  const handle: GatewayChild = {
+    pid: child.pid,
+    port: Number(ready.port),
+    stop: () => {
+      stopped ??= (async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return messages.at(-1);
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        await exited;
+        clearTimeout(killer);
+        return messages.find((m) => m.stopped === true);
+      })();
+      return stopped;
+    },
+  };
+  cleanups.push({ what: 'gateway child', run: () => handle.stop() });
+  return handle;
+}
+
+/** VmRSS and VmHWM (peak RSS) of a process, in KiB. */
+async function memoryOf(pid: number): Promise<{ rssKiB: number; hwmKiB: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
+}
+
+/** User + system CPU seconds a process has used. */
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After "pid (comm) ": state is field 3, utime 14, stime 15 (proc(5)).
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// pgbench
+
+interface Endpoint {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  sslmode: 'disable' | 'require';
+}
+
+interface RunResult {
+  script: Script;
+  mode: Mode;
+  clients: number;
+  target: Target;
+  transactions: number;
+  failed: number;
+  tps: number;
+  avgMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Gateway CPU per transaction (Warden only). */
+  gatewayCpuUs?: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+async function pgbench(
+  bin: string,
+  logDir: string,
+  endpoint: Endpoint,
+  run: { script: Script; mode: Mode; clients: number; target: Target },
+  gatewayPid?: number,
+): Promise<RunResult> {
+  const id = `${run.target}-${run.script}-${run.mode}-${run.clients}`;
+  const dir = join(logDir, id);
+  await mkdir(dir);
+  const args = [
+    '-n', // no VACUUM before the run (the gateway's policy does not allow it; -i vacuumed)
+    '-T', String(SECONDS),
+    '-c', String(run.clients),
+    '-j', String(Math.min(2, run.clients)),
+    '-M', run.mode,
+    ...(run.script === 'select-only' ? ['-S'] : []),
+    '-l', '--log-prefix', join(dir, 'tx'),
+    '-h', endpoint.host,
+    '-p', String(endpoint.port),
+    '-U', endpoint.user,
+    endpoint.database,
+  ];
+  const env = { PATH: process.env.PATH, LANG: 'C', PGPASSWORD: endpoint.password, PGSSLMODE: endpoint.sslmode, PGAPPNAME: 'pgbench' };
+  const cpuBefore = gatewayPid === undefined ? 0 : await cpuSecondsOf(gatewayPid);
+  const result = await capture(bin, args, { env, cwd: dir });
+  const cpu = gatewayPid === undefined ? 0 : (await cpuSecondsOf(gatewayPid)) - cpuBefore;
+  if (result.code !== 0) throw new Error(`pgbench ${id} exited ${result.code}: ${result.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+  const number = (re: RegExp): number => Number(re.exec(result.stdout)?.[1] ?? NaN);
+  const transactions = number(/number of transactions actually processed: (\d+)/);
+  const failed = number(/number of failed transactions: (\d+)/) || 0;
+  const tps = number(/tps = ([\d.]+) \(without initial connection time\)/);
+  const avgMs = number(/latency average = ([\d.]+) ms/);
+
+  // Per-transaction log: "client_id transaction_no time_us script_no time_epoch time_us_frac".
+  const latencies: number[] = [];
+  for (const file of await readdir(dir)) {
+    if (!file.startsWith('tx')) continue;
+    for (const line of (await readFile(join(dir, file), 'utf8')).split('\n')) {
+      const us = Number(line.split(' ')[2]);
+      if (line.length > 0 && Number.isFinite(us)) latencies.push(us);
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    ...run,
+    transactions,
+    failed,
+    tps,
+    avgMs,
+    p50Ms: percentile(sorted, 50) / 1000,
+    p99Ms: percentile(sorted, 99) / 1000,
+    ...(gatewayPid === undefined ? {} : { gatewayCpuUs: (cpu * 1e6) / transactions }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many sessions at once
+
+interface ManySessions {
+  requested: number;
+  opened: number;
+  errors: string[];
+  idleRssMiB: number;
+  /** After every session is open, before any query; and the peak sampled while connecting. */
+  connectedRssMiB: number;
+  connectPeakMiB: number;
+  openRssMiB: number;
+  peakSampledMiB: number;
+  hwmMiB: number;
+  connectSeconds: number;
+}
+
+async function manySessions(gateway: GatewayChild, token: string): Promise<ManySessions> {
+  const mib = (kib: number): number => +(kib / 1024).toFixed(1);
+  await sleep(500);
+  const idle = await memoryOf(gateway.pid);
+  let peak = idle.rssKiB;
+  const sampler = setInterval(() => {
+    memoryOf(gateway.pid).then(
+      (m) => void (peak = Math.max(peak, m.rssKiB)),
+      () => undefined,
+    );
+  }, 20);
+  const clients: pg.Client[] = [];
+  const errors = new Map<string, number>();
+  const began = performance.now();
+  try {
+    // 20 handshakes at a time (TLS, token check, upstream SCRAM), all sessions stay open.
+    for (let i = 0; i < SESSIONS; i += 20) {
+      const batch = Array.from({ length: Math.min(20, SESSIONS - i) }, () => {
+        const c = new pg.Client({ host: '127.0.0.1', port: gateway.port, user: 'bench', database: 'bench', password: token, ssl: { rejectUnauthorized: false } });
+        c.on('error', () => undefined);
+        return c;
+      });
+      const settled = await Promise.allSettled(batch.map((c) => c.connect()));
+      settled.forEach((s, j) => {
+        if (s.status === 'fulfilled') clients.push(batch[j]!);
+        else errors.set((s.reason as Error).message, (errors.get((s.reason as Error).message) ?? 0) + 1);
+      });
+    }
+    const connectSeconds = (performance.now() - began) / 1000;
+    const connected = await memoryOf(gateway.pid);
+    const connectPeak = Math.max(peak, connected.rssKiB);
+    log(`${clients.length}/${SESSIONS} sessions open through the gateway in ${connectSeconds.toFixed(1)} s; querying on each`);
+    // Every session runs masked, recorded queries at once, three rounds.
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(
+        clients.map((c, i) => c.query({ text: 'SELECT aid, abalance, filler FROM pgbench_accounts WHERE aid BETWEEN $1 AND $1 + 9', values: [1 + ((i * 997 + round * 13) % (SCALE * 100_000 - 10))] })),
+      );
+    }
+    await sleep(200);
+    const open = await memoryOf(gateway.pid);
+    return {
+      requested: SESSIONS,
+      opened: clients.length,
+      errors: [...errors].map(([m, n]) => `${n}× ${m}`),
+      idleRssMiB: mib(idle.rssKiB),
+      connectedRssMiB: mib(connected.rssKiB),
+      connectPeakMiB: mib(connectPeak),
+      openRssMiB: mib(open.rssKiB),
+      peakSampledMiB: mib(Math.max(peak, open.rssKiB)),
+      hwmMiB: mib(open.hwmKiB),
+      connectSeconds: +connectSeconds.toFixed(1),
+    };
+  } finally {
+    clearInterval(sampler);
+    await Promise.allSettled(clients.map((c) => c.end()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i < 4 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+const loadStart = await uptime();
+const dir = await mkdtemp(join(tmpdir(), 'warden-bench-pg-'));
+cleanups.push({ what: `remove ${dir}`, run: () => rm(dir, { recursive: true, force: true }) });
+try {
+  const postgres = await startPostgres(join(dir, 'postgres'), log);
+  cleanups.push({ what: 'postgres', run: () => postgres.stop() });
+  const pgInfo = postgres.info;
+  const pgbouncer = await startPgbouncer(join(dir, 'pgbouncer'), log, pgInfo);
+  cleanups.push({ what: 'pgbouncer', run: () => pgbouncer.stop() });
+  const oidc = await startOidcIssuer(join(dir, 'oidc'), log);
+  cleanups.push({ what: 'oidc issuer', run: () => oidc.stop() });
+  const bin = (name: string): string => join(pgInfo.binDir, name);
+  const versions = {
+    postgres: (await run(bin('postgres'), ['--version'])).stdout.trim(),
+    pgbench: (await run(bin('pgbench'), ['--version'])).stdout.trim(),
+    pgbouncer: (await run('/usr/sbin/pgbouncer', ['--version'])).stdout.split('\n')[0]?.trim() ?? '?',
+    node: process.version,
+  };
+
+  log(`pgbench -i -s ${SCALE}`);
+  const superuserEnv = { PATH: process.env.PATH, LANG: 'C', PGPASSWORD: pgInfo.password, PGSSLMODE: 'disable' };
+  await run(bin('pgbench'), ['-i', '-q', '-s', String(SCALE), '-h', pgInfo.host, '-p', String(pgInfo.port), '-U', pgInfo.user, pgInfo.database], { env: superuserEnv });
+
+  // The same database and role everywhere: the superuser, because 200 gateway sessions need 200
+  // upstream connections and the plane's PostgreSQL has max_connections=200 (3 reserved for
+  // superusers). The gateway still applies its own policy to every statement.
+  const upstream = { host: pgInfo.host, port: pgInfo.port, database: pgInfo.database, user: pgInfo.user, password: pgInfo.password };
+  const gatewayConfig: RunnerConfig = {
+    upstream,
+    oidc: { issuer: oidc.info.issuer, audience: oidc.info.audience },
+    recordingDir: join(dir, 'recordings'),
+    group: GROUP,
+  };
+  log('starting the gateway child (policy + masking + recording, TLS)');
+  const gateway = await startGateway(gatewayConfig);
+  const token = await mintToken(oidc.info, { user: 'bench', groups: [GROUP] });
+  const endpoints: Record<Target, Endpoint> = {
+    direct: { ...upstream, sslmode: 'disable' },
+    pgbouncer: { ...upstream, host: pgbouncer.info.host, port: pgbouncer.info.port, sslmode: 'disable' },
+    warden: { host: '127.0.0.1', port: gateway.port, user: 'bench', password: token, database: 'bench', sslmode: 'require' },
+  };
+
+  const logDir = join(dir, 'pgbench-logs');
+  await mkdir(logDir);
+  const results: RunResult[] = [];
+  const total = SCRIPTS.length * MODES.length * CLIENTS.length * TARGETS.length;
+  for (const script of SCRIPTS) {
+    for (const mode of MODES) {
+      for (const clients of CLIENTS) {
+        for (const target of TARGETS) {
+          log(`[${results.length + 1}/${total}] ${script} -M ${mode} -c ${clients} → ${target} (${SECONDS} s)`);
+          const r = await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, target === 'warden' ? gateway.pid : undefined);
+          log(`    ${fmt(r.tps, 0)} tps, avg ${fmt(r.avgMs, 3)} ms, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms${r.failed ? `, ${r.failed} failed` : ''}`);
+          results.push(r);
+        }
+      }
+    }
+  }
+  const benchMemory = await memoryOf(gateway.pid);
+  const benchReport = await gateway.stop();
+  // pgbouncer keeps server connections in its pool; stop it so 200 upstream connections fit.
+  await pgbouncer.stop();
+
+  log(`starting a fresh gateway child for ${SESSIONS} concurrent sessions`);
+  const gateway2 = await startGateway({ ...gatewayConfig, recordingDir: join(dir, 'recordings-many') });
+  const many = await manySessions(gateway2, token);
+  const manyReport = await gateway2.stop();
+  const loadEnd = await uptime();
+
+  // ---- report
+  const out: string[] = [];
+  out.push('', `PostgreSQL gateway benchmark (issue #5): pgbench scale ${SCALE}, ${SECONDS} s per run, -j min(2, clients), -n, 2 cores shared by pgbench, PostgreSQL, pgbouncer and the gateway`);
+  out.push(`  ${versions.postgres}; ${versions.pgbench}; ${versions.pgbouncer}; gateway on Node ${versions.node}`);
+  out.push(`  load at start: ${loadStart}`);
+  out.push(`  load at end:   ${loadEnd}`);
+  out.push(
+    '  Warden = gateway child process with the real policy engine (AccessPolicy: allow read/write on public.pgbench_*, deny ddl/privilege),',
+    '  masking (redact column filler; email/creditCard/iban detectors on every value) and the recorder core (signed chunks, fsynced',
+    '  spool, DirectoryStore on local disk). Clients reach Warden over TLS (sslmode=require, token as password); direct and',
+    '  pgbouncer are plain TCP with SCRAM — Warden\'s figures include TLS, the others do not. pgbouncer: session pool mode.',
+    '',
+  );
+  out.push(
+    table(
+      ['script', 'mode', 'clients', 'target', 'tps', 'avg ms', 'p50 ms', 'p99 ms', 'failed', 'gw CPU µs/tx'],
+      results.map((r) => [r.script, r.mode, String(r.clients), r.target, fmt(r.tps, 0), fmt(r.avgMs, 3), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), String(r.failed), r.gatewayCpuUs === undefined ? '' : fmt(r.gatewayCpuUs, 0)]),
+    ),
+    '',
+  );
+  const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
+  const rows: string[][] = [];
+  const tally = { direct: 0, pgbouncer: 0, p50: 0, n: 0 };
+  for (const script of SCRIPTS) {
+    for (const mode of MODES) {
+      for (const clients of CLIENTS) {
+        const pick = (t: Target): RunResult => results.find((r) => r.script === script && r.mode === mode && r.clients === clients && r.target === t)!;
+        const d = pick('direct');
+        const b = pick('pgbouncer');
+        const w = pick('warden');
+        const ofDirect = w.tps / d.tps;
+        const ofBouncer = w.tps / b.tps;
+        const addedP50 = (w.p50Ms - d.p50Ms) / ROUND_TRIPS[script];
+        const ok = { direct: ofDirect >= TARGET_RATIO_DIRECT, pgbouncer: ofBouncer >= 1, p50: addedP50 < TARGET_ADDED_P50_MS };
+        tally.direct += ok.direct ? 1 : 0;
+        tally.pgbouncer += ok.pgbouncer ? 1 : 0;
+        tally.p50 += ok.p50 ? 1 : 0;
+        tally.n += 1;
+        rows.push([
+          script, mode, String(clients), String(ROUND_TRIPS[script]),
+          `${fmt(ofDirect * 100, 0)}%`, verdict(ok.direct),
+          `${fmt(ofBouncer * 100, 0)}%`, verdict(ok.pgbouncer),
+          fmt(w.p50Ms - d.p50Ms, 3), fmt(addedP50, 3), verdict(ok.p50),
+        ]);
+      }
+    }
+  }
+  out.push(
+    `Targets: Warden ≥ ${TARGET_RATIO_DIRECT * 100}% of direct TPS; Warden TPS ≥ pgbouncer TPS; added p50 latency (Warden − direct) < ${TARGET_ADDED_P50_MS} ms per round trip`,
+    table(['script', 'mode', 'clients', 'rt/tx', 'W/direct', 'target', 'W/pgbouncer', 'target', '+p50 ms/tx', '+p50 ms/rt', 'target'], rows),
+    `  met: ≥${TARGET_RATIO_DIRECT * 100}% of direct ${tally.direct}/${tally.n}, ≥ pgbouncer ${tally.pgbouncer}/${tally.n}, added p50 ${tally.p50}/${tally.n}`,
+    '',
+  );
+  out.push(
+    `Gateway during the pgbench runs: VmRSS ${fmt(benchMemory.rssKiB / 1024, 1)} MiB at the end, peak (VmHWM) ${fmt(benchMemory.hwmKiB / 1024, 1)} MiB; ${JSON.stringify(benchReport ?? {})}`,
+    `${many.opened}/${many.requested} concurrent sessions through a fresh gateway child (opened in ${many.connectSeconds} s, 20 handshakes at a time, then 3 rounds of a masked, recorded 10-row SELECT on every session at once):`,
+    `  RSS idle ${many.idleRssMiB} MiB; all sessions connected ${many.connectedRssMiB} MiB (peak while connecting ${many.connectPeakMiB} MiB); after the queries ${many.openRssMiB} MiB (${fmt(((many.openRssMiB - many.idleRssMiB) * 1024) / Math.max(1, many.opened), 0)} KiB per session over idle)`,
+    `  peak RSS: sampled every 20 ms ${many.peakSampledMiB} MiB; VmHWM (kernel high-water mark) ${many.hwmMiB} MiB`,
+    ...(many.errors.length > 0 ? [`  connection errors: ${many.errors.join('; ')}`] : []),
+    `  ${JSON.stringify(manyReport ?? {})}`,
+    '',
+  );
+  process.stdout.write(`${out.join('\n')}\n`);
+} finally {
+  await cleanup();
+}
