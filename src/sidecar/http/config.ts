@@ -112,6 +112,12 @@ export interface HttpGatewayConfig {
    * Bodies that need masking and are larger are refused with 502: never sent unmasked.
    */
   maxMaskedBodyBytes?: number;
+  /**
+   * Kubernetes flavour: send `Impersonate-User` / `Impersonate-Group` with the caller's identity,
+   * so the cluster's RBAC and audit log see the real caller as well as the gateway (default false;
+   * the gateway's credentials then need the `impersonate` verb on users and groups).
+   */
+  impersonateCaller?: boolean;
   /** Record masked response bodies (default true; RecordingPolicy `storeMasked`). */
   recordMasked?: boolean;
   /** Time to receive the request headers (default 30 s). */

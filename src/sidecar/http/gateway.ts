@@ -445,6 +445,9 @@ export class HttpGateway {
       secure: this.config.tls !== undefined,
       needsReadableBody: allowed.masker !== undefined,
       ...(upgrade === undefined ? {} : { upgrade }),
+      ...(this.config.flavour === 'kubernetes' && this.config.impersonateCaller
+        ? { impersonate: { user: allowed.subject.user, groups: allowed.subject.groups } }
+        : {}),
     });
     const basePath = this.#upstream.pathname === '/' ? '' : this.#upstream.pathname.replace(/\/$/, '');
     const options = {

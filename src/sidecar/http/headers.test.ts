@@ -113,6 +113,13 @@ describe('upstreamRequestHeaders', () => {
     expect(headers.accept).toBe('application/json');
   });
 
+  it('adds Impersonate-User and one Impersonate-Group per group when impersonating the caller', () => {
+    const headers = upstreamRequestHeaders(client, { ...context(), impersonate: { user: 'kim', groups: ['a', 'b'] } });
+    expect(headers['impersonate-user']).toBe('kim');
+    expect(headers['impersonate-group']).toEqual(['a', 'b']);
+    expect(upstreamRequestHeaders(client, context())['impersonate-user']).toBeUndefined();
+  });
+
   it('re-adds Connection/Upgrade for a relayed upgrade only', () => {
     const headers = upstreamRequestHeaders({ ...client, 'sec-websocket-key': 'k' }, context({ upgrade: 'websocket' }));
     expect(headers).toMatchObject({ connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'k' });

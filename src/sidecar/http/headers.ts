@@ -116,6 +116,8 @@ export interface UpstreamRequestContext {
   needsReadableBody: boolean;
   /** The client sent a WebSocket (or other) upgrade that the gateway relays. */
   upgrade?: string;
+  /** Kubernetes impersonation of the caller (client-sent Impersonate-* headers are refused earlier). */
+  impersonate?: { user: string; groups: string[] };
 }
 
 /** The headers sent upstream. */
@@ -149,6 +151,10 @@ export function upstreamRequestHeaders(client: HeaderMap, context: UpstreamReque
       break;
     case 'none':
       break;
+  }
+  if (context.impersonate !== undefined) {
+    out['impersonate-user'] = context.impersonate.user;
+    if (context.impersonate.groups.length > 0) out['impersonate-group'] = [...context.impersonate.groups];
   }
   return out;
 }

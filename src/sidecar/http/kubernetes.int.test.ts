@@ -38,15 +38,15 @@ let gateway: HttpGateway;
 let dir: string;
 const recorders: MemoryRecorder[] = [];
 
-async function kubeconfigFor(groups: string[]): Promise<string> {
+async function kubeconfigFor(groups: string[], server = gateway.url): Promise<string> {
   const token = await mintToken(plane.oidc, { user: 'kim', groups });
-  const file = join(dir, `kubeconfig-${groups.join('-')}`);
+  const file = join(dir, `kubeconfig-${groups.join('-')}-${new URL(server).port}`);
   await writeFile(
     file,
     JSON.stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'warden', cluster: { server: gateway.url, 'insecure-skip-tls-verify': true } }],
+      clusters: [{ name: 'warden', cluster: { server, 'insecure-skip-tls-verify': true } }],
       users: [{ name: 'kim', user: { token } }],
       contexts: [{ name: 'warden', context: { cluster: 'warden', user: 'kim' } }],
       'current-context': 'warden',
@@ -55,18 +55,31 @@ async function kubeconfigFor(groups: string[]): Promise<string> {
   return file;
 }
 
-async function kubectlVia(groups: string[], args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+async function kubectlVia(
+  groups: string[],
+  args: string[],
+  server = gateway.url,
+): Promise<{ stdout: string; stderr: string; code: number }> {
   const { KUBECONFIG: _, ...env } = process.env;
-  return await capture(plane.kube.kubectl, [`--kubeconfig=${await kubeconfigFor(groups)}`, `--cache-dir=${join(dir, 'cache')}`, ...args], { env });
+  const kubeconfig = await kubeconfigFor(groups, server);
+  return await capture(plane.kube.kubectl, [`--kubeconfig=${kubeconfig}`, `--cache-dir=${join(dir, 'cache')}`, ...args], { env });
+}
+
+/** The upstream TLS settings of the plane's admin (client certificate in system:masters). */
+function adminUpstreamTls(): { mode: 'verify-full'; ca: string; cert: string; key: string } {
+  const admin = kubeClient(plane.kube);
+  const b64 = (value: string | undefined): string => Buffer.from(value ?? '', 'base64').toString('utf8');
+  return {
+    mode: 'verify-full',
+    ca: b64(admin.getCurrentCluster()?.caData),
+    cert: b64(admin.getCurrentUser()?.certData),
+    key: b64(admin.getCurrentUser()?.keyData),
+  };
 }
 
 beforeAll(async () => {
   expect(policy.problems).toEqual([]);
   dir = await mkdtemp(join(tmpdir(), 'warden-http-k8s-'));
-  const admin = kubeClient(plane.kube);
-  const cluster = admin.getCurrentCluster();
-  const user = admin.getCurrentUser();
-  const b64 = (value: string | undefined): string => Buffer.from(value ?? '', 'base64').toString('utf8');
   gateway = await HttpGateway.start({
     connection: 'test/cluster',
     flavour: 'kubernetes',
@@ -74,7 +87,7 @@ beforeAll(async () => {
     tls: await selfSignedCert(),
     upstream: {
       url: plane.kube.server,
-      tls: { mode: 'verify-full', ca: b64(cluster?.caData), cert: b64(user?.certData), key: b64(user?.keyData) },
+      tls: adminUpstreamTls(),
     },
     verifier: new TokenVerifier({ issuer: plane.oidc.issuer, audience: plane.oidc.audience }),
     policy,
@@ -169,5 +182,53 @@ describe('Kubernetes flavour: kubectl through the gateway', () => {
     expect(response?.ok ?? false).toBe(false);
     const { stdout } = await capture('curl', ['-sS', '-k', '-H', 'Authorization: Bearer not-a-token', `${gateway.url}/api/v1/namespaces`]);
     expect(JSON.parse(stdout)).toMatchObject({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Unauthorized', code: 401 });
+  });
+});
+
+describe('Kubernetes flavour with impersonation of the caller', () => {
+  let impersonating: HttpGateway;
+  beforeAll(async () => {
+    impersonating = await HttpGateway.start({
+      connection: 'test/cluster-impersonating',
+      flavour: 'kubernetes',
+      listen: { host: '127.0.0.1', port: 0 },
+      tls: await selfSignedCert(),
+      upstream: { url: plane.kube.server, tls: adminUpstreamTls() },
+      verifier: new TokenVerifier({ issuer: plane.oidc.issuer, audience: plane.oidc.audience }),
+      policy: engineOf({
+        name: 'whoami',
+        spec: {
+          subjects: [{ kind: 'Group', name: 'readers' }],
+          rules: [
+            {
+              name: 'self-review',
+              effect: 'Allow',
+              kubernetes: { verbs: ['create'], apiGroups: ['authentication.k8s.io'], resources: ['selfsubjectreviews'] },
+            },
+            { name: 'read', effect: 'Allow', kubernetes: { verbs: ['get', 'list'], resources: ['namespaces'] } },
+          ],
+        },
+      }),
+      impersonateCaller: true,
+    });
+  });
+  afterAll(async () => {
+    await impersonating?.close();
+  });
+
+  it('shows the real caller to the API server (kubectl auth whoami)', async () => {
+    const { stdout, stderr, code } = await kubectlVia(['readers'], ['auth', 'whoami', '-o', 'json'], impersonating.url);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const status = (JSON.parse(stdout) as { status: { userInfo: { username: string; groups: string[] } } }).status;
+    expect(status.userInfo.username).toBe('kim@example.com');
+    expect(status.userInfo.groups).toContain('readers');
+  });
+
+  it("lets the cluster's RBAC refuse what the caller may not do, even when the policy allows it", async () => {
+    // The policy allows listing namespaces, but kim has no RBAC binding in the cluster.
+    const { stderr, code } = await kubectlVia(['readers'], ['get', 'namespaces'], impersonating.url);
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/"kim@example.com" cannot list resource "namespaces"/);
   });
 });
