@@ -18,6 +18,16 @@ export const EventKind = {
   HttpRequest: 'http.request',
   HttpResponse: 'http.response',
   K8sExec: 'k8s.exec',
+  /** Exit status or signal of an SSH exec/shell channel. */
+  Exit: 'exit',
+  /** A command line typed at an interactive SSH prompt (best-effort detection): the command index. */
+  Command: 'command',
+  /** An SFTP file operation. */
+  Sftp: 'sftp',
+  /** A forwarded TCP connection (ssh -L / -R), written when it closes. */
+  Forward: 'forward',
+  /** A data message of a plain WebSocket relayed by the HTTP gateway. */
+  WsMessage: 'ws.message',
   Deny: 'deny',
   Approval: 'approval',
   Error: 'error',
@@ -74,6 +84,27 @@ export type Payload = ({ text: string; b64?: never } | { b64: string; text?: nev
   size?: number;
 };
 
+/** Which way a forwarded connection goes: `local` = ssh -L (direct-tcpip), `remote` = ssh -R (tcpip-forward). */
+export const ForwardDirection = {
+  Local: 'local',
+  Remote: 'remote',
+} as const;
+export type ForwardDirection = (typeof ForwardDirection)[keyof typeof ForwardDirection];
+
+/** Which way a relayed message went. */
+export const MessageDirection = {
+  ToTarget: 'to-target',
+  ToClient: 'to-client',
+} as const;
+export type MessageDirection = (typeof MessageDirection)[keyof typeof MessageDirection];
+
+/** WebSocket data-frame opcodes (RFC 6455 §5.2) as recorded: the opcode of the message's first frame. */
+export const WsMessageOpcode = {
+  Text: 1,
+  Binary: 2,
+} as const;
+export type WsMessageOpcode = (typeof WsMessageOpcode)[keyof typeof WsMessageOpcode];
+
 interface EventBase<K extends EventKind> {
   /** Milliseconds since the session started (a non-negative safe integer). */
   t: number;
@@ -125,6 +156,8 @@ export interface SqlResultEvent extends EventBase<typeof EventKind.SqlResult> {
   /** The CommandComplete tag, e.g. `SELECT 3`. */
   tag?: string;
   masked?: boolean;
+  /** Milliseconds from forwarding the query to the end of its result (fractional). */
+  durationMs?: number;
 }
 
 export interface TerminalDataEvent
@@ -180,6 +213,59 @@ export interface K8sExecEvent extends EventBase<typeof EventKind.K8sExec> {
   data: Payload;
 }
 
+export interface ExitEvent extends EventBase<typeof EventKind.Exit> {
+  ch?: number;
+  /** Exit status; absent when the process ended by a signal. */
+  code?: number;
+  /** The signal as the target named it (e.g. `SIGTERM`) when the process was killed. */
+  signal?: string;
+}
+
+export interface CommandEvent extends EventBase<typeof EventKind.Command> {
+  ch?: number;
+  /** The line as the gateway's line-editor model reconstructed it. */
+  command: string;
+  /** The editor model could not follow every key (history, completion): the text may differ. */
+  uncertain?: true;
+  decision: Decision;
+  rule?: string;
+}
+
+export interface SftpEvent extends EventBase<typeof EventKind.Sftp> {
+  ch?: number;
+  /** `read`, `write`, `readdir`, `remove`, `rename`, `mkdir`, `rmdir`, `setstat`, `symlink`, … */
+  op: string;
+  path: string;
+  /** Second path of `rename` / `symlink`. */
+  path2?: string;
+  /** Bytes read or written. */
+  bytes: number;
+  /** SSH_FX_* status of the operation; 3 (permission denied) for requests policy refused. */
+  status: number;
+  decision: typeof Decision.Allow | typeof Decision.Deny;
+}
+
+export interface ForwardEvent extends EventBase<typeof EventKind.Forward> {
+  direction: ForwardDirection;
+  host: string;
+  port: number;
+  /** Client → target bytes. */
+  bytesOut: number;
+  /** Target → client bytes. */
+  bytesIn: number;
+  decision: typeof Decision.Allow | typeof Decision.Deny;
+  reason?: string;
+}
+
+export interface WsMessageEvent extends EventBase<typeof EventKind.WsMessage> {
+  /** The `http.request` id of the WebSocket upgrade. */
+  id: number;
+  direction: MessageDirection;
+  opcode: WsMessageOpcode;
+  /** The message bytes (WebSocket masking key removed), joined from its fragments, capped. */
+  data: Payload;
+}
+
 export interface DenyEvent extends EventBase<typeof EventKind.Deny> {
   /** The user-facing reason, as the client was told. */
   reason: string;
@@ -220,10 +306,23 @@ export type RecordingEvent =
   | HttpRequestEvent
   | HttpResponseEvent
   | K8sExecEvent
+  | ExitEvent
+  | CommandEvent
+  | SftpEvent
+  | ForwardEvent
+  | WsMessageEvent
   | DenyEvent
   | ApprovalEvent
   | ErrorEvent
   | SessionEndEvent;
+
+/** SSH_FX_* status codes 0–8 (draft-ietf-secsh-filexfer-02 §7), by index. */
+const SFTP_STATUS = ['ok', 'eof', 'no such file', 'permission denied', 'failure', 'bad message', 'no connection', 'connection lost', 'unsupported'] as const;
+
+/** An `sftp` event's status for people, e.g. `permission denied`; unknown codes as `status N`. */
+export function sftpStatusText(status: number): string {
+  return SFTP_STATUS[status] ?? `status ${status}`;
+}
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const lenientUtf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });

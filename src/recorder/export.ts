@@ -1,7 +1,7 @@
 // `warden export`: a session's events as JSON lines (exactly the recorded objects, one per line) or
 // CSV (RFC 4180; one row per event with the columns auditors sort by). Streaming: one event at a time.
 
-import { EventKind, K8sExecChannel, payloadText, type RecordingEvent } from './events.ts';
+import { EventKind, K8sExecChannel, payloadSize, payloadText, type RecordingEvent, sftpStatusText, WsMessageOpcode } from './events.ts';
 
 export const ExportFormat = {
   Jsonl: 'jsonl',
@@ -22,6 +22,11 @@ export function csvField(value: string | number | undefined): string {
   let text = String(value);
   if (typeof value === 'string' && /^([=+@\t\r]|-(?![\d.]))/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function withChannel(ch: number | undefined, detail: string | undefined): string | undefined {
+  if (ch === undefined) return detail;
+  return detail === undefined ? `ch${ch}` : `ch${ch}, ${detail}`;
 }
 
 function row(event: RecordingEvent, startedAt: number | undefined): Array<string | number | undefined> {
@@ -76,6 +81,37 @@ function row(event: RecordingEvent, startedAt: number | undefined): Array<string
       cells.id = event.id;
       cells.text = payloadText(event.data);
       cells.detail = Object.entries(K8sExecChannel).find(([, ch]) => ch === event.ch)?.[0] ?? String(event.ch);
+      break;
+    case EventKind.Command:
+      Object.assign(cells, { decision: event.decision, rule: event.rule, text: event.command, detail: withChannel(event.ch, event.uncertain ? 'uncertain' : undefined) });
+      break;
+    case EventKind.Exit:
+      Object.assign(cells, { status: event.code ?? event.signal, detail: withChannel(event.ch, undefined) });
+      break;
+    case EventKind.Sftp:
+      Object.assign(cells, {
+        decision: event.decision,
+        class: event.op,
+        text: event.path2 === undefined ? event.path : `${event.path} -> ${event.path2}`,
+        status: sftpStatusText(event.status),
+        detail: withChannel(event.ch, `${event.bytes} bytes`),
+      });
+      break;
+    case EventKind.Forward:
+      Object.assign(cells, {
+        decision: event.decision,
+        class: event.direction,
+        text: `${event.host}:${event.port}`,
+        detail: `${event.bytesOut} bytes out, ${event.bytesIn} bytes in${event.reason ? `; ${event.reason}` : ''}`,
+      });
+      break;
+    case EventKind.WsMessage:
+      Object.assign(cells, {
+        id: event.id,
+        class: event.opcode === WsMessageOpcode.Text ? 'text' : 'binary',
+        text: event.opcode === WsMessageOpcode.Text ? payloadText(event.data) : (event.data.b64 ?? payloadText(event.data)),
+        detail: `${event.direction}, ${payloadSize(event.data)} bytes${event.data.truncated ? ', truncated' : ''}`,
+      });
       break;
     case EventKind.Deny:
       Object.assign(cells, { decision: 'deny', rule: event.rule, text: event.what ? payloadText(event.what) : undefined, detail: event.reason });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RecorderError, RecorderErrorCode } from './errors.ts';
 import { EventKind, type RecordingEvent } from './events.ts';
 import { Recorder, type RecorderOptions } from './recorder.ts';
@@ -11,6 +11,8 @@ import type { PutOptions, PutOutcome, RecordingStore, StoredObject } from './sto
 import { DirectoryStore } from './store-dir.ts';
 import { encryptionKey, signingKey } from './test-support.ts';
 import { backoffDelay } from './uploader.ts';
+import type { SessionObjectClient } from './session-objects.ts';
+import type { SessionStatus } from '../api/types.ts';
 
 /** A real directory store behind a switch: while `down`, writes fail as an unreachable bucket would. */
 class SwitchableStore implements RecordingStore {
@@ -97,10 +99,15 @@ describe('Recorder with a directory store', () => {
     const recorder = await Recorder.open(options(store, { maxChunkAgeMs: 30 }));
     const session = recorder.startSession({ sessionId: 'quiet', protocol: 'ssh', connection: 'ops/bastion' });
     session.append(stdout(1, '$ '));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const keys = [];
-    for await (const object of store.list(session.folder)) keys.push(object.key.slice(session.folder.length));
-    expect(keys).toEqual(['chunk-00000000']);
+    // Nothing flushes or closes the session: only the 30 ms timer can seal and ship the chunk.
+    await vi.waitFor(
+      async () => {
+        const keys = [];
+        for await (const object of store.list(session.folder)) keys.push(object.key.slice(session.folder.length));
+        expect(keys).toEqual(['chunk-00000000']);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
     await session.close('client-closed');
   });
 
@@ -111,8 +118,7 @@ describe('Recorder with a directory store', () => {
     const session = recorder.startSession({ sessionId: 'outage', protocol: 'ssh', connection: 'ops/bastion' });
     for (let i = 0; i < 200; i++) session.append(stdout(i, `output ${i}\n`.repeat(5)));
     const closing = session.close('client-closed');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(store.attempts).toBeGreaterThan(2);
+    await vi.waitFor(() => expect(store.attempts).toBeGreaterThan(2), { timeout: 10_000, interval: 10 });
     expect(recorder.uploader.available).toBe(false);
     expect(recorder.spool.usedBytes).toBeGreaterThan(0);
     store.down = false;
@@ -188,8 +194,10 @@ describe('Recorder with a directory store', () => {
     const session = first.startSession({ sessionId: 'left-over', protocol: 'ssh', connection: 'ops/bastion' });
     for (let i = 0; i < 100; i++) session.append(stdout(i, `row ${i}\n`.repeat(10)));
     session.flush();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    first.stop(); // as if the process died: nothing reached the store
+    // Wait until every sealed chunk is durable in the spool (a fixed sleep raced with the spool
+    // writes on a loaded machine), then stop as if the process died: nothing reached the store.
+    await session.spooled();
+    first.stop();
     store.down = false;
 
     const second = await Recorder.open(options(store));
@@ -210,7 +218,7 @@ describe('recovery of a closed session', () => {
     const session = first.startSession({ sessionId: 'closed-offline', protocol: 'ssh', connection: 'ops/bastion' });
     for (let i = 0; i < 50; i++) session.append(stdout(i, `row ${i}\n`.repeat(20)));
     void session.close('client-closed');
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await session.spooled(); // chunks and manifest durable in the spool; the store is still down
     first.stop();
     store.down = false;
     const second = await Recorder.open(options(store));
@@ -234,6 +242,32 @@ describe('client-side encryption', () => {
     const events: RecordingEvent[] = [];
     for await (const event of readSessionEvents(store, session.folder, { trustedKeys: signingKey, decryptionKeys: [encryptionKey] })) events.push(event);
     expect(events[1]).toMatchObject({ k: EventKind.SqlQuery, text: { text: 'SELECT secret FROM vault' } });
+  });
+});
+
+describe('Session status counts', () => {
+  it('counts typed commands, refused SFTP operations and forwards, and WebSocket bytes', async () => {
+    const statuses: SessionStatus[] = [];
+    const client: SessionObjectClient = {
+      create: async () => undefined,
+      patchStatus: async (_ref, status) => void statuses.push(structuredClone(status)),
+      get: async () => undefined,
+      list: async () => [],
+    };
+    const store = new DirectoryStore(join(dir, 'bucket'));
+    const recorder = await Recorder.open(options(store, { sessionObjects: { client, namespace: 'ops', intervalMs: 10 } }));
+    const session = recorder.startSession({ sessionId: 'counted', protocol: 'ssh', connection: 'ops/bastion' });
+    session.append({ t: 1, k: EventKind.Command, command: 'ls', decision: 'allow' });
+    session.append({ t: 2, k: EventKind.Command, command: 'sudo su', decision: 'deny' });
+    session.append({ t: 3, k: EventKind.Exit, code: 0 });
+    session.append({ t: 4, k: EventKind.Sftp, op: 'write', path: '/tmp/a', bytes: 10, status: 0, decision: 'allow' });
+    session.append({ t: 5, k: EventKind.Sftp, op: 'remove', path: '/etc/passwd', bytes: 0, status: 3, decision: 'deny' });
+    session.append({ t: 6, k: EventKind.Forward, direction: 'local', host: 'db', port: 5432, bytesOut: 1, bytesIn: 2, decision: 'allow' });
+    session.append({ t: 7, k: EventKind.Forward, direction: 'remote', host: '0.0.0.0', port: 80, bytesOut: 0, bytesIn: 0, decision: 'deny' });
+    session.append({ t: 8, k: EventKind.WsMessage, id: 0, direction: 'to-target', opcode: 1, data: { text: 'abc' } });
+    session.append({ t: 9, k: EventKind.WsMessage, id: 0, direction: 'to-client', opcode: 2, data: { b64: 'AA==', truncated: true, size: 100 } });
+    expect((await session.close('client-closed')).shipped).toBe(true);
+    expect(statuses.at(-1)).toMatchObject({ commands: 1, denied: 3, approvals: 0, bytesIn: 3, bytesOut: 100 });
   });
 });
 

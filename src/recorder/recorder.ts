@@ -23,7 +23,7 @@ import type { ChunkEncryption, Compression, SealedChunk } from './chunk.ts';
 import { Chunker } from './chunker.ts';
 import { type SigningKey, sha256Hex } from './crypto.ts';
 import { RecorderError, RecorderErrorCode } from './errors.ts';
-import { ApprovalState, createSessionClock, Decision, EventKind, K8sExecChannel, type Payload, type Protocol, type RecordingEvent } from './events.ts';
+import { ApprovalState, createSessionClock, Decision, EventKind, K8sExecChannel, MessageDirection, type Payload, type Protocol, type RecordingEvent } from './events.ts';
 import type { Manifest, SessionMeta } from './manifest.ts';
 import { assertValidSessionId, chunkObjectName, MANIFEST_OBJECT_NAME, parseChunkObjectName, sessionFolder } from './naming.ts';
 import {
@@ -313,6 +313,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
   #queuedBytes = 0;
   #lastT = 0;
   #writing = false;
+  #spooledWaiters: Array<() => void> = [];
   #timer: NodeJS.Timeout | undefined;
   #timerDeadline: number | undefined;
   #paused = false;
@@ -443,6 +444,15 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
     const chunk = this.#chunker.flush();
     if (chunk) this.#enqueue({ kind: 'chunk', chunk });
     this.#armTimer();
+  }
+
+  /**
+   * Resolves once every chunk sealed so far is durable in the spool (not necessarily shipped):
+   * after `flush()`, what a crash from here on would leave for the next start to upload.
+   */
+  spooled(): Promise<void> {
+    if (this.#queue.length === 0 && !this.#writing) return Promise.resolve();
+    return new Promise((resolve) => this.#spooledWaiters.push(resolve));
   }
 
   /**
@@ -590,6 +600,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
       }
     } finally {
       this.#writing = false;
+      if (this.#queue.length === 0) for (const resolve of this.#spooledWaiters.splice(0)) resolve();
     }
   }
 
@@ -658,6 +669,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
     switch (event.k) {
       case EventKind.SqlQuery:
       case EventKind.Exec:
+      case EventKind.Command:
       case EventKind.HttpRequest:
         if (event.decision === Decision.Deny) this.#denied += 1;
         else if (event.decision === Decision.RequireApproval) this.#approvals += 1;
@@ -677,6 +689,15 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
         break;
       case EventKind.HttpResponse:
         if (event.body) this.#bytesOut += sizeOf(event.body);
+        break;
+      case EventKind.Sftp:
+      case EventKind.Forward:
+        // Allowed transfers are not commands; a refused one is a denial (no separate `deny` event).
+        if (event.decision === Decision.Deny) this.#denied += 1;
+        break;
+      case EventKind.WsMessage:
+        if (event.direction === MessageDirection.ToTarget) this.#bytesIn += sizeOf(event.data);
+        else this.#bytesOut += sizeOf(event.data);
         break;
       case EventKind.K8sExec:
         if (event.ch === K8sExecChannel.Stdin) this.#bytesIn += sizeOf(event.data);

@@ -114,6 +114,96 @@ describe('printTimeline', () => {
   });
 });
 
+const sshSession: RecordingEvent[] = [
+  start,
+  { t: 100, k: EventKind.TermStdout, ch: 0, data: { text: '$ ' } },
+  { t: 900, k: EventKind.Command, ch: 0, command: 'ls -la', decision: 'allow' },
+  { t: 950, k: EventKind.TermResize, ch: 0, cols: 100, rows: 30 },
+  { t: 2000, k: EventKind.Command, ch: 0, command: 'sudo reboot', uncertain: true, decision: 'deny', rule: 'ops/no-sudo' },
+  { t: 2100, k: EventKind.Exit, ch: 0, code: 7 },
+  { t: 2200, k: EventKind.Exit, ch: 1, signal: 'SIGTERM' },
+  { t: 2300, k: EventKind.Sftp, ch: 2, op: 'write', path: '/tmp/a', bytes: 42, status: 0, decision: 'allow' },
+  { t: 2400, k: EventKind.Sftp, ch: 2, op: 'rename', path: '/tmp/a', path2: '/etc/b', bytes: 0, status: 3, decision: 'deny' },
+  { t: 2500, k: EventKind.Forward, direction: 'local', host: '10.0.0.5', port: 5432, bytesOut: 10, bytesIn: 20, decision: 'allow' },
+  { t: 2600, k: EventKind.Forward, direction: 'remote', host: '0.0.0.0', port: 8080, bytesOut: 0, bytesIn: 0, decision: 'deny', reason: 'no -R' },
+];
+
+describe('SSH and WebSocket kinds', () => {
+  it('the timeline numbers typed commands, shows exits, SFTP and forwards, and can leave out terminal data', async () => {
+    const lines: string[] = [];
+    const steps: number[] = [];
+    const commands = await printTimeline(from(sshSession), (line) => lines.push(line), { step: async () => void steps.push(1), terminalData: false });
+    expect(commands).toBe(2);
+    expect(steps).toHaveLength(2);
+    expect(lines).toEqual([
+      '[00:00.000] session started 2026-11-22T10:00:00.000Z: ssh on ops/bastion',
+      '[00:00.900] command 1 ch0 [allow] $ ls -la',
+      '[00:02.000] command 2 ch0 [deny, ops/no-sudo, uncertain] $ sudo reboot',
+      '[00:02.100] exit ch0: status 7',
+      '[00:02.200] exit ch1: signal SIGTERM',
+      '[00:02.300] SFTP ch2 write /tmp/a [allow] ok, 42 bytes',
+      '[00:02.400] SFTP ch2 rename /tmp/a → /etc/b [deny] permission denied',
+      '[00:02.500] forward -L 10.0.0.5:5432 [allow] 10 bytes out, 20 bytes in',
+      '[00:02.600] forward -R 0.0.0.0:8080 [deny]: no -R',
+    ]);
+    const full: string[] = [];
+    await printTimeline(from(sshSession), (line) => full.push(line));
+    expect(full).toContain('[00:00.100] stdout: $ ');
+    expect(full).toContain('[00:00.950] resize 100x30');
+  });
+
+  it('the timeline shows WebSocket messages: text as text, binary by size', async () => {
+    const lines: string[] = [];
+    await printTimeline(
+      from([
+        { t: 10, k: EventKind.WsMessage, id: 4, direction: 'to-target', opcode: 1, data: { text: 'hello' } },
+        { t: 11, k: EventKind.WsMessage, id: 4, direction: 'to-client', opcode: 2, data: { b64: 'AAEC' } },
+        { t: 12, k: EventKind.WsMessage, id: 4, direction: 'to-client', opcode: 1, data: { text: 'ab', truncated: true, size: 9 } },
+      ]),
+      (line) => lines.push(line),
+    );
+    expect(lines).toEqual([
+      '[00:00.010]   ws #4 → hello',
+      '[00:00.011]   ws #4 ← (3 bytes binary)',
+      '[00:00.012]   ws #4 ← ab (truncated)',
+    ]);
+  });
+
+  it('asciicast marks typed commands with "m" events', async () => {
+    const lines = await collect(asciicastLines(from(sshSession)));
+    expect(lines.slice(1).map((line) => JSON.parse(line) as unknown)).toEqual([
+      [0.1, 'o', '$ '],
+      [0.9, 'm', '$ ls -la'],
+      [0.95, 'r', '100x30'],
+      [2, 'm', '$ sudo reboot'],
+    ]);
+    const unmarked = await collect(asciicastLines(from(sshSession), { markers: false }));
+    expect(unmarked.some((line) => line.includes('"m"'))).toBe(false);
+  });
+
+  it('CSV gives the kinds their columns: decisions, exit codes, SFTP status, forward bytes', async () => {
+    const lines = await collect(
+      exportLines(
+        from([...sshSession, { t: 2700, k: EventKind.WsMessage, id: 4, direction: 'to-target', opcode: 1, data: { text: 'hi' } }]),
+        ExportFormat.Csv,
+      ),
+    );
+    expect(lines.slice(2)).toEqual([
+      '100,2026-11-22T10:00:00.100Z,term.stdout,,,,,$ ,,,',
+      '900,2026-11-22T10:00:00.900Z,command,,allow,,,ls -la,,,ch0',
+      '950,2026-11-22T10:00:00.950Z,term.resize,,,,,,,,100x30',
+      '2000,2026-11-22T10:00:02.000Z,command,,deny,ops/no-sudo,,sudo reboot,,,"ch0, uncertain"',
+      '2100,2026-11-22T10:00:02.100Z,exit,,,,,,,7,ch0',
+      '2200,2026-11-22T10:00:02.200Z,exit,,,,,,,SIGTERM,ch1',
+      '2300,2026-11-22T10:00:02.300Z,sftp,,allow,,write,/tmp/a,,ok,"ch2, 42 bytes"',
+      '2400,2026-11-22T10:00:02.400Z,sftp,,deny,,rename,/tmp/a -> /etc/b,,permission denied,"ch2, 0 bytes"',
+      '2500,2026-11-22T10:00:02.500Z,forward,,allow,,local,10.0.0.5:5432,,,"10 bytes out, 20 bytes in"',
+      '2600,2026-11-22T10:00:02.600Z,forward,,deny,,remote,0.0.0.0:8080,,,"0 bytes out, 0 bytes in; no -R"',
+      '2700,2026-11-22T10:00:02.700Z,ws.message,4,,,text,hi,,,"to-target, 2 bytes"',
+    ]);
+  });
+});
+
 describe('export', () => {
   it('JSONL gives back exactly the events', async () => {
     const events: RecordingEvent[] = [start, { t: 5, k: EventKind.TermStdout, data: { b64: 'AAE=' } }];

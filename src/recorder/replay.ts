@@ -4,7 +4,19 @@
 // Everything consumes an async iterable of events, so a long session is never held in memory.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EventKind, K8sExecChannel, payloadBytes, payloadText, type RecordingEvent } from './events.ts';
+import {
+  Decision,
+  EventKind,
+  ForwardDirection,
+  K8sExecChannel,
+  MessageDirection,
+  payloadBytes,
+  payloadSize,
+  payloadText,
+  type RecordingEvent,
+  sftpStatusText,
+  WsMessageOpcode,
+} from './events.ts';
 
 /** Output bytes of a terminal-like event, if it is one. */
 function terminalOutput(event: RecordingEvent): Uint8Array | undefined {
@@ -42,13 +54,15 @@ export function isTerminalProtocol(protocol: string | undefined): boolean {
 export interface AsciicastOptions {
   /** Include keystrokes as "i" events (asciinema ignores them on playback). */
   readonly input?: boolean;
+  /** Typed commands as `"m"` marker events, the player's chapter index (default true). */
+  readonly markers?: boolean;
   /** Written as `idle_time_limit` (seconds) so players compress long pauses. */
   readonly idleTimeLimitSeconds?: number;
   readonly title?: string;
 }
 
 /**
- * asciicast v2 lines (header first, then `[seconds, "o"|"i"|"r", data]`), one string per line
+ * asciicast v2 lines (header first, then `[seconds, "o"|"i"|"r"|"m", data]`), one string per line
  * without the newline. The header is emitted at the first output so that a resize recorded before
  * it gives the initial size. Output split inside a UTF-8 character is decoded across events.
  */
@@ -85,6 +99,11 @@ export async function* asciicastLines(events: AsyncIterable<RecordingEvent>, opt
         continue;
       }
       yield JSON.stringify([time(event.t), 'r', `${resized.cols}x${resized.rows}`]);
+      continue;
+    }
+    if (event.k === EventKind.Command && options.markers !== false) {
+      yield* ensureHeader();
+      yield JSON.stringify([time(event.t), 'm', `$ ${event.command}`]);
       continue;
     }
     const output = terminalOutput(event);
@@ -172,11 +191,24 @@ function table(columns: readonly string[], rows: ReadonlyArray<ReadonlyArray<str
 export interface TimelineOptions {
   /** Rows of each result shown (default 20). */
   readonly maxRows?: number;
-  /** Called before each command (SQL query, HTTP request, exec); resolve to go on (step-through). */
+  /** Called before each command (SQL query, HTTP request, exec, typed command); resolve to go on (step-through). */
   readonly step?: () => Promise<void>;
+  /**
+   * Show terminal data and resizes (default true). False leaves a terminal session's index: typed
+   * commands, execs, exits, SFTP operations, forwards and denials.
+   */
+  readonly terminalData?: boolean;
 }
 
-/** Writes a timeline of a SQL / HTTP / Kubernetes session: one block per command with its decision and result. */
+function channel(ch: number | undefined): string {
+  return ch === undefined ? '' : ` ch${ch}`;
+}
+
+
+/**
+ * Writes a timeline of a session: one block per command (SQL query, HTTP request, exec, typed
+ * shell command, numbered) with its decision and result, and SSH exits, SFTP operations and forwards.
+ */
 export async function printTimeline(events: AsyncIterable<RecordingEvent>, write: (line: string) => void, options: TimelineOptions = {}): Promise<number> {
   const maxRows = options.maxRows ?? 20;
   let count = 0;
@@ -216,12 +248,31 @@ export async function printTimeline(events: AsyncIterable<RecordingEvent>, write
       case EventKind.K8sExec:
         write(`${at}   exec #${event.id} ch${event.ch}: ${oneLine(payloadText(event.data), 500)}`);
         break;
+      case EventKind.Command:
+        if (options.step) await options.step();
+        count += 1;
+        write(`${at} command ${count}${channel(event.ch)} [${event.decision}${event.rule ? `, ${event.rule}` : ''}${event.uncertain ? ', uncertain' : ''}] $ ${oneLine(event.command)}`);
+        break;
+      case EventKind.Exit:
+        write(`${at} exit${channel(event.ch)}: ${event.code === undefined ? `signal ${event.signal ?? 'unknown'}` : `status ${event.code}`}`);
+        break;
+      case EventKind.Sftp:
+        write(`${at} SFTP${channel(event.ch)} ${event.op} ${oneLine(event.path, 500)}${event.path2 === undefined ? '' : ` → ${oneLine(event.path2, 500)}`} [${event.decision}] ${sftpStatusText(event.status)}${event.bytes > 0 ? `, ${event.bytes} bytes` : ''}`);
+        break;
+      case EventKind.Forward:
+        write(`${at} forward ${event.direction === ForwardDirection.Local ? '-L' : '-R'} ${event.host}:${event.port} [${event.decision}]${event.decision === Decision.Allow ? ` ${event.bytesOut} bytes out, ${event.bytesIn} bytes in` : ''}${event.reason ? `: ${oneLine(event.reason)}` : ''}`);
+        break;
+      case EventKind.WsMessage:
+        write(`${at}   ws #${event.id} ${event.direction === MessageDirection.ToTarget ? '→' : '←'} ${event.opcode === WsMessageOpcode.Text ? oneLine(payloadText(event.data), 500) : `(${payloadSize(event.data)} bytes binary)`}${event.data.truncated ? ' (truncated)' : ''}`);
+        break;
       case EventKind.TermStdin:
       case EventKind.TermStdout:
       case EventKind.TermStderr:
+        if (options.terminalData === false) break;
         write(`${at} ${event.k.slice(5)}: ${oneLine(payloadText(event.data), 500)}`);
         break;
       case EventKind.TermResize:
+        if (options.terminalData === false) break;
         write(`${at} resize ${event.cols}x${event.rows}`);
         break;
       case EventKind.Deny:

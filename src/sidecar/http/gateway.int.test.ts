@@ -422,9 +422,9 @@ describe('HTTP gateway: request smuggling', () => {
 });
 
 describe('HTTP gateway: upgrades', () => {
-  it('relays a WebSocket echo (Node WebSocket client) and records the handshake', async () => {
+  it('relays a WebSocket echo (Node WebSocket client) and records the handshake and the messages', async () => {
     recorders = [];
-    const gateway = await startGateway({ upstream: { url: echo.url } });
+    const gateway = await startGateway({ upstream: { url: echo.url }, maxRecordedBodyBytes: 1024 });
     const ws = new WebSocket(`${gateway.url.replace('http', 'ws')}/chat`, { headers: await bearer() } as never);
     const messages: string[] = [];
     await new Promise<void>((resolve, reject) => {
@@ -445,6 +445,53 @@ describe('HTTP gateway: upgrades', () => {
     expect(recorders[0]?.of('http.request')[0]).toMatchObject({ method: 'GET', url: '/chat', decision: 'allow' });
     expect(recorders[0]?.of('http.response')[0]).toMatchObject({ status: 101 });
     expect(echo.requests.at(-1)?.headers.authorization).toBeUndefined();
+    // The client offered permessage-deflate; the gateway keeps frames readable by not passing it on.
+    expect(echo.requests.at(-1)?.headers['sec-websocket-extensions']).toBeUndefined();
+    await waitFor(() => (recorders[0]?.of('ws.message').length ?? 0) >= 4);
+    const upgradeId = recorders[0]?.of('http.request')[0]?.id;
+    const recorded = recorders[0]?.of('ws.message') ?? [];
+    for (const direction of ['to-target', 'to-client'] as const) {
+      // Each direction in order; the two directions interleave as the network has it.
+      expect(recorded.filter((m) => m.direction === direction).map((m) => [m.id, m.opcode, m.data])).toEqual([
+        [upgradeId, 1, { text: 'hello' }],
+        [upgradeId, 1, { text: 'x'.repeat(1024), truncated: true, size: 70_000 }],
+      ]);
+    }
+  });
+
+  it('records fragmented and binary WebSocket messages whole, skipping control frames', async () => {
+    recorders = [];
+    const gateway = await startGateway({ upstream: { url: echo.url } });
+    const socket = connect({ host: '127.0.0.1', port: gateway.address.port });
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const mask = Buffer.from([9, 8, 7, 6]);
+    // The first frames travel in the same packet as the handshake: the gateway must parse them too.
+    socket.write(
+      Buffer.concat([
+        Buffer.from(
+          'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n' +
+            `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: permessage-deflate\r\nAuthorization: Bearer ${await token()}\r\n\r\n`,
+        ),
+        serializeWsFrame(WsOpcode.Text, Buffer.from('frag'), { fin: false, mask }),
+      ]),
+    );
+    await waitFor(() => Buffer.concat(received).includes('\r\n\r\n'));
+    socket.write(serializeWsFrame(WsOpcode.Ping, Buffer.from('p'), { mask }));
+    socket.write(serializeWsFrame(WsOpcode.Continuation, Buffer.from('ment ✓'), { fin: true, mask }));
+    socket.write(serializeWsFrame(WsOpcode.Binary, Buffer.from([0, 0xff, 1]), { mask }));
+    await waitFor(() => (recorders[0]?.of('ws.message').length ?? 0) >= 4);
+    socket.destroy();
+    const recorded = recorders[0]?.of('ws.message') ?? [];
+    // The echo target answers frame by frame (its pong inside the fragmented message): its
+    // fragments are joined the same way.
+    for (const direction of ['to-target', 'to-client'] as const) {
+      expect(recorded.filter((m) => m.direction === direction).map((m) => [m.opcode, m.data])).toEqual([
+        [1, { text: 'fragment ✓' }],
+        [2, { b64: Buffer.from([0, 0xff, 1]).toString('base64') }],
+      ]);
+    }
   });
 
   it('refuses an upgrade with a bad token before reaching the target', async () => {

@@ -20,7 +20,7 @@ import { Agent as HttpsAgent, createServer as createHttpsServer, request as http
 import type { AddressInfo, Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import type { HttpCommand, KubernetesCommand, PolicySubject } from '../../policy/command.ts';
-import { capPayload, EventKind, type K8sExecChannel, type RecordingEvent } from '../../recorder/events.ts';
+import { capPayload, EventKind, type K8sExecChannel, MessageDirection, type RecordingEvent } from '../../recorder/events.ts';
 import { AuthError } from '../auth/errors.ts';
 import type { Identity } from '../auth/oidc.ts';
 import { BodyCapture, JsonLinesMasker, maskBody, readBounded } from './body.ts';
@@ -39,7 +39,7 @@ import {
   upstreamRequestHeaders,
 } from './headers.ts';
 import { kubernetesCommand, RequestInfoError, type RequestInfo } from './request-info.ts';
-import { isKubernetesChannelProtocol, WsFrameParser, WsOpcode } from './websocket.ts';
+import { isKubernetesChannelProtocol, type WsFrame, WsFrameParser, WsOpcode, WsProtocolError } from './websocket.ts';
 
 export const HTTP_GATEWAY_DEFAULTS = {
   maxRecordedBodyBytes: 64 * 1024,
@@ -449,6 +449,9 @@ export class HttpGateway {
         ? { impersonate: { user: allowed.subject.user, groups: allowed.subject.groups } }
         : {}),
     });
+    // No WebSocket extensions (permessage-deflate): the frames must stay readable to be recorded.
+    // A target that answers with one anyway sets RSV bits, and the stream is cut.
+    if (upgrade?.toLowerCase() === 'websocket') delete headers['sec-websocket-extensions'];
     const basePath = this.#upstream.pathname === '/' ? '' : this.#upstream.pathname.replace(/\/$/, '');
     const options = {
       host: this.#upstream.hostname.replace(/^\[|\]$/g, ''),
@@ -665,7 +668,9 @@ export class HttpGateway {
       upstreamSocket.once('close', () => this.#sockets.delete(upstreamSocket));
       const protocol = response.headers['sec-websocket-protocol'];
       if (session && this.config.flavour === 'kubernetes' && isKubernetesChannelProtocol(protocol)) {
-        this.#recordChannels(socket, upstreamSocket, session, id);
+        this.#watchFrames(socket, head, upstreamSocket, upstreamHead, this.#channelRecorder(session, id));
+      } else if (session && upgradeHeader.toLowerCase() === 'websocket' && response.headers['sec-websocket-accept'] !== undefined) {
+        this.#watchFrames(socket, head, upstreamSocket, upstreamHead, this.#messageRecorder(session, id));
       }
       upstreamSocket.pipe(socket);
       socket.pipe(upstreamSocket);
@@ -687,36 +692,82 @@ export class HttpGateway {
   }
 
   /**
-   * Records Kubernetes exec/attach streams (v4/v5.channel.k8s.io: binary frames whose first byte
-   * is the channel) as `k8s.exec` events, each frame capped. Parsers run beside the byte relay;
-   * a stream that cannot be parsed (so not recorded) is cut, fail closed.
+   * Runs one frame parser per direction beside the byte relay (the bytes already read with the
+   * handshake first, so the parsers start on a frame boundary) and hands each frame to `onFrame`.
+   * A stream that cannot be parsed, so not recorded, is cut: fail closed.
    */
-  #recordChannels(client: Socket, upstream: Socket, session: ConnectionSession, id: number): void {
-    const watch = (from: Socket): void => {
+  #watchFrames(client: Socket, clientHead: Buffer, upstream: Socket, upstreamHead: Buffer, onFrame: (frame: WsFrame, fromClient: boolean) => void): void {
+    const watch = (from: Socket, head: Buffer, fromClient: boolean): void => {
       const parser = new WsFrameParser({ maxPayloadBytes: this.#recordCap + 1 });
-      from.on('data', (chunk: Buffer) => {
+      const feed = (chunk: Buffer): void => {
         try {
-          for (const frame of parser.push(chunk)) {
-            if (frame.opcode !== WsOpcode.Binary || frame.payload.length === 0) continue;
-            const channel = frame.payload[0] as number;
-            const data = capPayload(frame.payload.subarray(1), this.#recordCap);
-            const size = frame.size - 1;
-            session.record({
-              k: EventKind.K8sExec,
-              id,
-              ch: channel as K8sExecChannel,
-              data: size > this.#recordCap ? { ...data, truncated: true, size } : data,
-            });
-          }
+          for (const frame of parser.push(chunk)) onFrame(frame, fromClient);
         } catch (error) {
-          this.#log('warn', 'cut an exec stream that could not be recorded', { error: (error as Error).message });
+          this.#log('warn', 'cut a WebSocket stream that could not be recorded', { error: (error as Error).message });
           client.destroy();
           upstream.destroy();
         }
+      };
+      if (head.length > 0) feed(head);
+      from.on('data', feed);
+    };
+    watch(client, clientHead, true);
+    watch(upstream, upstreamHead, false);
+  }
+
+  /**
+   * Kubernetes exec/attach streams (v4/v5.channel.k8s.io: binary frames whose first byte is the
+   * channel) as `k8s.exec` events, each frame capped.
+   */
+  #channelRecorder(session: ConnectionSession, id: number): (frame: WsFrame) => void {
+    return (frame) => {
+      if (frame.opcode !== WsOpcode.Binary || frame.payload.length === 0) return;
+      const channel = frame.payload[0] as number;
+      const data = capPayload(frame.payload.subarray(1), this.#recordCap);
+      const size = frame.size - 1;
+      session.record({
+        k: EventKind.K8sExec,
+        id,
+        ch: channel as K8sExecChannel,
+        data: size > this.#recordCap ? { ...data, truncated: true, size } : data,
       });
     };
-    watch(client);
-    watch(upstream);
+  }
+
+  /**
+   * Plain WebSocket data messages as `ws.message` events: fragments joined per direction, the
+   * message capped at the body cap (its true size kept); control frames are not recorded.
+   */
+  #messageRecorder(session: ConnectionSession, id: number): (frame: WsFrame, fromClient: boolean) => void {
+    const cap = this.#recordCap;
+    const open = new Map<boolean, { opcode: typeof WsOpcode.Text | typeof WsOpcode.Binary; kept: Buffer[]; keptBytes: number; size: number; complete: boolean }>();
+    return (frame, fromClient) => {
+      if (frame.opcode >= 0x8) return;
+      let message = open.get(fromClient);
+      if (frame.opcode === WsOpcode.Text || frame.opcode === WsOpcode.Binary) {
+        message = { opcode: frame.opcode, kept: [], keptBytes: 0, size: 0, complete: true };
+        open.set(fromClient, message);
+      } else if (frame.opcode !== WsOpcode.Continuation || message === undefined) {
+        throw new WsProtocolError(`unexpected WebSocket opcode ${frame.opcode}`);
+      }
+      message.size += frame.size;
+      // Keep a contiguous prefix of at most cap + 1 bytes: enough to cut at the cap.
+      if (message.complete && message.keptBytes <= cap) {
+        message.kept.push(frame.payload);
+        message.keptBytes += frame.payload.length;
+        if (frame.payload.length < frame.size) message.complete = false;
+      }
+      if (!frame.fin) return;
+      open.delete(fromClient);
+      const data = capPayload(Buffer.concat(message.kept), cap);
+      session.record({
+        k: EventKind.WsMessage,
+        id,
+        direction: fromClient ? MessageDirection.ToTarget : MessageDirection.ToClient,
+        opcode: message.opcode,
+        data: message.size > cap ? { ...data, truncated: true, size: message.size } : data,
+      });
+    };
   }
 
   #refuseRaw(socket: Socket, error: unknown): void {

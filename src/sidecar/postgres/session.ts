@@ -1045,7 +1045,7 @@ export class PostgresSession {
       ...(tag ? { tag } : {}),
       ...(r?.masked ? { masked: true } : {}),
       durationMs: Math.round((performance.now() - (r?.started ?? started)) * 1000) / 1000,
-    } as DistributiveOmit<RecordingEvent, 't'>);
+    });
   }
 
   // ---------------------------------------------------------------------------------------------

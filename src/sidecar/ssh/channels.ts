@@ -6,7 +6,7 @@
  */
 import type { Client, ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { PolicySubject, SshCommand } from '../../policy/command.ts';
-import { EventKind } from '../../recorder/events.ts';
+import { Decision, EventKind } from '../../recorder/events.ts';
 import type { SshDecision, TerminalMaskStream } from './config.ts';
 import { SshGatewayError, SshGatewayErrorCode } from './errors.ts';
 import type { SessionLog } from './recording.ts';
@@ -52,8 +52,8 @@ export function denialMessage(what: string, decision: SshDecision): string {
   return `warden: ${what} denied: ${why}`;
 }
 
-const toEventDecision = (d: SshDecision): 'allow' | 'deny' | 'approval' =>
-  d.effect === 'Allow' ? 'allow' : d.effect === 'Deny' ? 'deny' : 'approval';
+const toEventDecision = (d: SshDecision): Decision =>
+  d.effect === 'Allow' ? Decision.Allow : d.effect === 'Deny' ? Decision.Deny : Decision.RequireApproval;
 
 const ruleOf = (d: SshDecision): { rule?: string } =>
   d.rule === undefined ? {} : { rule: d.policy === undefined ? d.rule : `${d.policy}/${d.rule}` };
@@ -285,7 +285,7 @@ function relaySession(
       if (piece.line !== undefined && piece.line.command.trim().length > 0) {
         const decision = ctx.decide({ protocol: 'ssh', kind: 'typed', command: piece.line.command });
         ctx.log.add({
-          k: 'command',
+          k: EventKind.Command,
           ch,
           command: piece.line.command,
           ...(piece.line.uncertain ? { uncertain: true as const } : {}),
@@ -333,11 +333,11 @@ function relaySession(
 function sendExit(ctx: ConnectionContext, ch: number, channel: ServerChannel, exit: ExitInfo | undefined): void {
   if (exit === undefined) return;
   if ('code' in exit) {
-    ctx.log.add({ k: 'exit', ch, code: exit.code });
+    ctx.log.add({ k: EventKind.Exit, ch, code: exit.code });
     channel.exit(exit.code);
     return;
   }
-  ctx.log.add({ k: 'exit', ch, signal: exit.signal });
+  ctx.log.add({ k: EventKind.Exit, ch, signal: exit.signal });
   try {
     channel.exit(exit.signal, exit.dump, exit.desc);
   } catch {
@@ -405,7 +405,7 @@ function relaySftp(ctx: ConnectionContext, ch: number, channel: ServerChannel, t
   let monitoring = true;
   const record = (ops: ReturnType<SftpMonitor['response']>): void => {
     for (const op of ops) {
-      ctx.log.add({ k: 'sftp', ch, op: op.op, path: op.path, ...(op.path2 === undefined ? {} : { path2: op.path2 }), bytes: op.bytes, status: op.status, decision: 'allow' });
+      ctx.log.add({ k: EventKind.Sftp, ch, op: op.op, path: op.path, ...(op.path2 === undefined ? {} : { path2: op.path2 }), bytes: op.bytes, status: op.status, decision: Decision.Allow });
     }
   };
 
@@ -433,7 +433,7 @@ function relaySftp(ctx: ConnectionContext, ch: number, channel: ServerChannel, t
         const decision = ctx.decide({ protocol: 'ssh', kind: 'sftp', operation: req.access, path: req.path ?? '' });
         if (decision.effect !== 'Allow') {
           const message = denialMessage(`SFTP ${req.op} of ${req.path ?? 'an open file'}`, decision);
-          ctx.log.add({ k: 'sftp', ch, op: req.op, path: req.path ?? '', ...(req.path2 === undefined ? {} : { path2: req.path2 }), bytes: 0, status: SftpStatus.PermissionDenied, decision: 'deny' });
+          ctx.log.add({ k: EventKind.Sftp, ch, op: req.op, path: req.path ?? '', ...(req.path2 === undefined ? {} : { path2: req.path2 }), bytes: 0, status: SftpStatus.PermissionDenied, decision: Decision.Deny });
           if (req.id !== undefined) writeWithPressure(channel, sftpStatusPacket(req.id, SftpStatus.PermissionDenied, message), channel);
           continue;
         }

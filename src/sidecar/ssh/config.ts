@@ -77,68 +77,8 @@ export interface TerminalMaskerSource {
   createStream(): TerminalMaskStream;
 }
 
-/** An SFTP file operation (not yet a kind in src/recorder/events.ts; see the README). */
-export interface SftpEvent {
-  t: number;
-  k: 'sftp';
-  ch?: number;
-  /** `read`, `write`, `readdir`, `remove`, `rename`, `mkdir`, `rmdir`, `setstat`, `symlink`, … */
-  op: string;
-  path: string;
-  path2?: string;
-  bytes: number;
-  /** SSH_FX_* status of the operation; 3 (permission denied) for requests policy refused. */
-  status: number;
-  decision: 'allow' | 'deny';
-}
-
-/** A forwarded TCP connection, written when it closes (not yet a kind in events.ts). */
-export interface ForwardEvent {
-  t: number;
-  k: 'forward';
-  /** `local` = ssh -L (direct-tcpip), `remote` = ssh -R (tcpip-forward). */
-  direction: 'local' | 'remote';
-  host: string;
-  port: number;
-  /** Client→target and target→client byte counts. */
-  bytesOut: number;
-  bytesIn: number;
-  decision: 'allow' | 'deny';
-  reason?: string;
-}
-
-/** Kinds the SSH gateway records beyond src/recorder/events.ts (proposed for addition there). */
-export const SshEventKind = {
-  /** Exit status or signal of an exec/shell channel. */
-  Exit: 'exit',
-  /** A command line typed at an interactive prompt (best-effort detection). */
-  Command: 'command',
-  Sftp: 'sftp',
-  Forward: 'forward',
-} as const;
-
-/** Exit status or signal of a session channel. */
-export interface ExitEvent {
-  t: number;
-  k: typeof SshEventKind.Exit;
-  ch?: number;
-  code?: number;
-  signal?: string;
-}
-
-/** A command line detected in an interactive shell: the command index of the recording. */
-export interface TypedCommandEvent {
-  t: number;
-  k: typeof SshEventKind.Command;
-  ch?: number;
-  command: string;
-  /** The editor model could not follow every key (history, completion): the text may differ. */
-  uncertain?: true;
-  decision: 'allow' | 'deny' | 'approval';
-  rule?: string;
-}
-
-export type SshRecordingEvent = RecordingEvent | SftpEvent | ForwardEvent | ExitEvent | TypedCommandEvent;
+/** What the SSH gateway records: the shared event model, including `exit`, `command`, `sftp` and `forward`. */
+export type SshRecordingEvent = RecordingEvent;
 
 /**
  * The recording seam for one session. `append` returning false means recording can no longer be

@@ -7,7 +7,7 @@
  */
 import type { ClientChannel, Connection, ServerChannel, TcpipBindInfo, TcpipRequestInfo } from 'ssh2';
 import type { Client } from 'ssh2';
-import { EventKind } from '../../recorder/events.ts';
+import { Decision, EventKind, ForwardDirection } from '../../recorder/events.ts';
 import { type ConnectionContext, denialMessage } from './channels.ts';
 import { guard, pump } from './relay.ts';
 import { openForwardOut } from './upstream.ts';
@@ -80,7 +80,7 @@ export function handleDirectTcpip(
   const decision = ctx.decide({ protocol: 'ssh', kind: 'forward', direction: 'local', host: info.destIP, port: info.destPort });
   if (decision.effect !== 'Allow') {
     const message = denialMessage(`port forwarding to ${info.destIP}:${info.destPort}`, decision);
-    ctx.log.add({ k: 'forward', direction: 'local', host: info.destIP, port: info.destPort, bytesOut: 0, bytesIn: 0, decision: 'deny', reason: message });
+    ctx.log.add({ k: EventKind.Forward, direction: ForwardDirection.Local, host: info.destIP, port: info.destPort, bytesOut: 0, bytesIn: 0, decision: Decision.Deny, reason: message });
     rejectWithMessage(conn, reject, OPEN_FAILURE.AdministrativelyProhibited, message);
     return;
   }
@@ -94,7 +94,7 @@ export function handleDirectTcpip(
         const untrack = ctx.track(() => channel.destroy());
         splice(channel, upstream, ctx, (out, into) => {
           untrack();
-          ctx.log.add({ k: 'forward', direction: 'local', host: info.destIP, port: info.destPort, bytesOut: out, bytesIn: into, decision: 'allow' });
+          ctx.log.add({ k: EventKind.Forward, direction: ForwardDirection.Local, host: info.destIP, port: info.destPort, bytesOut: out, bytesIn: into, decision: Decision.Allow });
         });
       },
       (error: unknown) => {
@@ -143,7 +143,7 @@ export class RemoteForwards {
     const decision = ctx.decide({ protocol: 'ssh', kind: 'forward', direction: 'remote', host: info.bindAddr, port: info.bindPort });
     if (decision.effect !== 'Allow') {
       const message = denialMessage(`remote port forwarding from ${info.bindAddr}:${info.bindPort}`, decision);
-      ctx.log.add({ k: 'forward', direction: 'remote', host: info.bindAddr, port: info.bindPort, bytesOut: 0, bytesIn: 0, decision: 'deny', reason: message });
+      ctx.log.add({ k: EventKind.Forward, direction: ForwardDirection.Remote, host: info.bindAddr, port: info.bindPort, bytesOut: 0, bytesIn: 0, decision: Decision.Deny, reason: message });
       ctx.diag(message);
       reject?.();
       return;
@@ -185,13 +185,13 @@ export class RemoteForwards {
         splice(upstream, channel, ctx, (fromTarget, fromClient) => {
           untrack();
           ctx.log.add({
-            k: 'forward',
-            direction: 'remote',
+            k: EventKind.Forward,
+            direction: ForwardDirection.Remote,
             host: info.destIP,
             port: info.destPort,
             bytesOut: fromClient,
             bytesIn: fromTarget,
-            decision: 'allow',
+            decision: Decision.Allow,
           });
         });
       });

@@ -5,11 +5,7 @@ export {
 } from './channels.ts';
 export {
   CLIENT_ALGORITHMS,
-  type ExitEvent,
-  type ForwardEvent,
-  type SftpEvent,
   type SshDecision,
-  SshEventKind,
   type SshGatewayConfig,
   type SshGatewayLimits,
   type SshPolicy,
@@ -21,7 +17,6 @@ export {
   type SshUpstreamConfig,
   type TerminalMaskerSource,
   type TerminalMaskStream,
-  type TypedCommandEvent,
   UPSTREAM_ALGORITHMS,
 } from './config.ts';
 export { SshGatewayError, SshGatewayErrorCode } from './errors.ts';

@@ -4,11 +4,8 @@
  * to asciicast v2 (https://docs.asciinema.org/manual/asciicast/v2/) for replay.
  */
 import { capPayload, createSessionClock, EventKind, payloadBytes, type RecordingEvent } from '../../recorder/events.ts';
-import type { SshRecordingEvent, SshSessionRecorder } from './config.ts';
+import type { SshSessionRecorder } from './config.ts';
 
-export { type ExitEvent, SshEventKind, type TypedCommandEvent } from './config.ts';
-
-type GatewayEvent = SshRecordingEvent;
 type Unstamped<E> = E extends unknown ? Omit<E, 't'> : never;
 
 export class SessionLog {
@@ -31,14 +28,14 @@ export class SessionLog {
   }
 
   /** Appends an event; false (and the failure callback, once) when recording is no longer guaranteed. */
-  add(event: Unstamped<GatewayEvent>): boolean {
+  add(event: Unstamped<RecordingEvent>): boolean {
     if (this.#failed) return false;
     // Nothing follows session.end (late timers, channels closing after the connection).
     if (this.#ended) return true;
     if (event.k === EventKind.SessionEnd) this.#ended = true;
     let ok: boolean;
     try {
-      ok = this.#recorder.append({ ...event, t: this.#clock() } as SshRecordingEvent);
+      ok = this.#recorder.append({ ...event, t: this.#clock() } as RecordingEvent);
     } catch {
       ok = false;
     }
