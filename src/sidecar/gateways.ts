@@ -231,12 +231,18 @@ export function sshRecorderFactory(deps: Pick<GatewayDeps, 'config' | 'recorder'
       target: `${info.account}@${info.target}`,
     });
     let failed = false;
+    // Set while the core recorder holds more than its high-water mark; released on 'drain', or on
+    // a failure (FailClosed ends the session; FailOpen goes on unrecorded and must not stall).
+    let lagging: Promise<void> | undefined;
+    let release = (): void => {};
     core.onFailure(() => {
       failed = recording.onStorageFailure === 'FailClosed';
+      release();
     });
     let lastT = 0;
     let endReason = 'server-closed';
     const session: SshSessionRecorder = {
+      behind: () => lagging,
       append: (event: SshRecordingEvent) => {
         if (event.k === EventKind.SessionStart) return !failed;
         if (event.k === EventKind.SessionEnd) {
@@ -245,7 +251,16 @@ export function sshRecorderFactory(deps: Pick<GatewayDeps, 'config' | 'recorder'
         }
         lastT = Math.max(lastT, event.t);
         try {
-          core.append({ ...event, t: lastT } as RecordingEvent);
+          if (!core.append({ ...event, t: lastT } as RecordingEvent) && !failed && lagging === undefined) {
+            lagging = new Promise<void>((resolve) => {
+              release = () => {
+                lagging = undefined;
+                release = () => {};
+                resolve();
+              };
+              core.once('drain', () => release());
+            });
+          }
         } catch (error) {
           log.error('recording event refused', { session: info.id, kind: event.k, error: error as Error });
           return false;

@@ -311,8 +311,9 @@ function relaySession(
   // Target → client, through masking, recorded as the client saw it.
   const out = outputPath(ctx, ch, channel, 'stdout', detector);
   const err = outputPath(ctx, ch, channel, 'stderr', undefined);
-  pump(upstream, channel, out.map);
-  pump(upstream.stderr, channel.stderr, err.map);
+  const behind = (): Promise<void> | undefined => ctx.log.behind();
+  pump(upstream, channel, out.map, behind);
+  pump(upstream.stderr, channel.stderr, err.map, behind);
 
   channel.on('close', () => {
     out.cancel();

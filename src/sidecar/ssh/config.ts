@@ -87,6 +87,11 @@ export type SshRecordingEvent = RecordingEvent;
 export interface SshSessionRecorder {
   append(event: SshRecordingEvent): boolean;
   close(): Promise<void>;
+  /**
+   * Back-pressure: a promise while the recorder is behind (the gateway pauses reading from the
+   * target until it resolves), undefined when it keeps up. Optional for recorders that never lag.
+   */
+  behind?(): Promise<void> | undefined;
 }
 
 export interface SshSessionInfo {

@@ -57,6 +57,11 @@ export class SessionLog {
     return true;
   }
 
+  /** While the recorder is behind: a promise to wait on before reading more from the target. */
+  behind(): Promise<void> | undefined {
+    return this.#recorder.behind?.();
+  }
+
   payload(text: string): ReturnType<typeof capPayload> {
     return capPayload(text, this.maxEventBytes);
   }

@@ -5,18 +5,45 @@ import type { Readable, Writable } from 'node:stream';
  * socket buffer full) `src` is paused until `dst` drains, so the SSH windows on both sides do
  * the flow control end to end. `map` may transform or swallow a chunk (masking, policy).
  */
-export function pump(src: Readable, dst: Writable, map?: (chunk: Buffer) => Uint8Array | undefined): void {
-  let waiting = false;
+export function pump(
+  src: Readable,
+  dst: Writable,
+  map?: (chunk: Buffer) => Uint8Array | undefined,
+  /** A promise while something downstream of `map` (the recorder) is behind; src waits for it. */
+  behind?: () => Promise<void> | undefined,
+): void {
+  // src is paused while any reason holds: the destination is full, or the recorder is behind.
+  let holds = 0;
+  const hold = (released: Promise<void>): void => {
+    holds += 1;
+    src.pause();
+    void released.then(() => {
+      holds -= 1;
+      if (holds === 0) src.resume();
+    });
+  };
+  let waitingForDrain = false;
+  let waitingForRecorder = false;
   src.on('data', (chunk: Buffer) => {
     const out = map === undefined ? chunk : map(chunk);
+    const lagging = waitingForRecorder ? undefined : behind?.();
+    if (lagging !== undefined) {
+      waitingForRecorder = true;
+      hold(lagging.then(() => {
+        waitingForRecorder = false;
+      }));
+    }
     if (out === undefined || out.length === 0 || dst.destroyed || dst.writableEnded) return;
-    if (!dst.write(out) && !waiting) {
-      waiting = true;
-      src.pause();
-      dst.once('drain', () => {
-        waiting = false;
-        src.resume();
-      });
+    if (!dst.write(out) && !waitingForDrain) {
+      waitingForDrain = true;
+      hold(
+        new Promise<void>((resolve) =>
+          dst.once('drain', () => {
+            waitingForDrain = false;
+            resolve();
+          }),
+        ),
+      );
     }
   });
 }
