@@ -13,7 +13,7 @@
 // Needs wrk (Debian package `wrk`).
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -33,12 +33,11 @@ import { NGINX_FILES, startNginx } from '../test/plane/nginx.ts';
 import { startOidcIssuer } from '../test/plane/oidc.ts';
 import { capture, freePort, ManagedProcess, type Started, waitUntil } from '../test/plane/proc.ts';
 import { mintToken } from '../test/plane/tokens.ts';
+import { cpuSecondsOf, memoryOf } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const KUBECTL_RUNS = Number(process.env.BENCH_KUBECTL ?? 20);
 const GROUP = 'bench';
-/** Linux clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on every common kernel). */
-const CLK_TCK = 100;
 const NGINX = '/usr/sbin/nginx';
 
 const SIZES = ['small', '1MiB'] as const;
@@ -229,20 +228,6 @@ async function startGateway(config: GatewayChildConfig): Promise<GatewayChild> {
   };
   cleanups.push({ what: 'gateway child', run: () => handle.stop() });
   return handle;
-}
-
-/** VmRSS and VmHWM (peak RSS) of a process, in KiB. */
-async function memoryOf(pid: number): Promise<{ rssKiB: number; hwmKiB: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
-}
-
-/** User + system CPU seconds a process has used. */
-async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,13 +28,12 @@ import { startPostgres } from '../test/plane/postgres.ts';
 import { capture, run } from '../test/plane/proc.ts';
 import { mintToken } from '../test/plane/tokens.ts';
 import type { RunnerConfig } from './postgres-gateway.ts';
+import { cpuSecondsOf, memoryOf } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 200);
 const GROUP = 'bench';
-/** Linux clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on every common kernel). */
-const CLK_TCK = 100;
 
 const SCRIPTS = ['select-only', 'tpcb-like'] as const;
 const MODES = ['simple', 'prepared'] as const;
@@ -131,21 +130,6 @@ async function startGateway(config: RunnerConfig): Promise<GatewayChild> {
   };
   cleanups.push({ what: 'gateway child', run: () => handle.stop() });
   return handle;
-}
-
-/** VmRSS and VmHWM (peak RSS) of a process, in KiB. */
-async function memoryOf(pid: number): Promise<{ rssKiB: number; hwmKiB: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
-}
-
-/** User + system CPU seconds a process has used. */
-async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After "pid (comm) ": state is field 3, utime 14, stime 15 (proc(5)).
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,11 +41,10 @@ import { startOidcIssuer } from '../test/plane/oidc.ts';
 import { capture } from '../test/plane/proc.ts';
 import { startSshd } from '../test/plane/sshd.ts';
 import { mintToken } from '../test/plane/tokens.ts';
+import { cpuSecondsOf, memoryOf } from './support.ts';
 
 const MIB = 1024 * 1024;
 const GROUP = 'bench';
-/** Linux clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on every common kernel). */
-const CLK_TCK = 100;
 
 const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
@@ -257,18 +256,6 @@ async function startGateway(config: ChildConfig): Promise<GatewayChild> {
   };
   cleanups.push({ what: 'gateway child', run: () => handle.stop() });
   return handle;
-}
-
-async function memoryOf(pid: number): Promise<{ rssKiB: number; hwmKiB: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
-}
-
-async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 /** Runs a client to completion; stdout goes to /dev/null (or is watched by `onStdout`). */
