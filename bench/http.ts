@@ -12,11 +12,9 @@
 // drifting load from other processes hits them alike. Progress on stderr, the report on stdout.
 // Needs wrk (Debian package `wrk`).
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { text } from 'node:stream/consumers';
 import { bundlePolicies, type PolicySource } from '../src/policy/compile.ts';
 import { compilePolicies } from '../src/policy/engine.ts';
@@ -33,7 +31,7 @@ import { NGINX_FILES, startNginx } from '../test/plane/nginx.ts';
 import { startOidcIssuer } from '../test/plane/oidc.ts';
 import { capture, freePort, ManagedProcess, type Started, waitUntil } from '../test/plane/proc.ts';
 import { mintToken } from '../test/plane/tokens.ts';
-import { cpuSecondsOf, memoryOf } from './support.ts';
+import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const KUBECTL_RUNS = Number(process.env.BENCH_KUBECTL ?? 20);
@@ -161,73 +159,13 @@ async function gatewayChild(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Cleanup, also on Ctrl-C
 
-const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const { what, run: undo } of cleanups.reverse()) {
-      try {
-        await undo();
-      } catch (error) {
-        log(`cleanup: ${what}: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
+const cleanups = new Cleanups(log);
 
 // ---------------------------------------------------------------------------------------------
 // Gateway child handling (parent side)
 
-interface GatewayChild {
-  pid: number;
-  port: number;
-  stop(): Promise<Record<string, unknown> | undefined>;
-}
-
 async function startGateway(config: GatewayChildConfig): Promise<GatewayChild> {
-  const child: ChildProcess = spawn(process.execPath, [import.meta.filename, 'gateway'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const messages: Array<Record<string, unknown>> = [];
-  let notify: (() => void) | undefined;
-  lines.on('line', (line) => {
-    try {
-      messages.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      process.stderr.write(`gateway: ${line}\n`);
-    }
-    notify?.();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.stdin!.end(JSON.stringify(config));
-  const ready = await new Promise<Record<string, unknown> | undefined>((resolve) => {
-    const check = (): void => {
-      const m = messages.find((x) => x.ready === true);
-      if (m) resolve(m);
-    };
-    notify = check;
-    void exited.then(() => resolve(undefined));
-    check();
-  });
-  if (ready === undefined || child.pid === undefined) throw new Error('gateway child exited before it was ready (see its stderr above)');
-  let stopped: Promise<Record<string, unknown> | undefined> | undefined;
-  const handle: GatewayChild = {
-    pid: child.pid,
-    port: Number(ready.port),
-    stop: () => {
-      stopped ??= (async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return messages.at(-1);
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        await exited;
-        clearTimeout(killer);
-        return messages.find((m) => m.stopped === true);
-      })();
-      return stopped;
-    },
-  };
-  cleanups.push({ what: 'gateway child', run: () => handle.stop() });
-  return handle;
+  return await startGatewayChild([import.meta.filename, 'gateway'], config, cleanups);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,12 +346,7 @@ function table(header: string[], rows: string[][], leftColumns: number): string 
 // Main
 
 async function main(): Promise<void> {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      log(`${signal}: stopping servers and removing temporary files`);
-      void cleanup().finally(() => process.exit(130));
-    });
-  }
+  cleanups.onSignals();
   const wrkVersion = await capture('wrk', ['-v']).catch(() => undefined);
   if (wrkVersion === undefined) {
     process.stderr.write('bench/http.ts needs wrk, the HTTP load generator: apt-get install -y wrk (Debian package `wrk`)\n');
@@ -422,14 +355,14 @@ async function main(): Promise<void> {
   const uptime = async (): Promise<string> => (await capture('uptime', [])).stdout.trim() || `load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}`;
   const loadStart = await uptime();
   const dir = await mkdtemp(join(tmpdir(), 'warden-bench-http-'));
-  cleanups.push({ what: `remove ${dir}`, run: () => rm(dir, { recursive: true, force: true }) });
+  cleanups.add(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
   try {
     const nginx = await startNginx(join(dir, 'nginx'), log);
-    cleanups.push({ what: 'nginx', run: () => nginx.stop() });
+    cleanups.add('nginx', () => nginx.stop());
     const proxy = await startNginxProxy(join(dir, 'nginx-proxy'), nginx.info.port);
-    cleanups.push({ what: 'nginx-proxy', run: () => proxy.stop() });
+    cleanups.add('nginx-proxy', () => proxy.stop());
     const oidc = await startOidcIssuer(join(dir, 'oidc'), log);
-    cleanups.push({ what: 'oidc issuer', run: () => oidc.stop() });
+    cleanups.add('oidc issuer', () => oidc.stop());
     const token = await mintToken(oidc.info, { user: 'bench', groups: [GROUP] });
     const oidcConfig = { issuer: oidc.info.issuer, audience: oidc.info.audience };
 
@@ -469,7 +402,7 @@ async function main(): Promise<void> {
 
     // ---- kubectl get pods -A, direct vs. through a Kubernetes-flavour gateway
     const kube = await startKube(join(dir, 'kube'), log);
-    cleanups.push({ what: 'kube', run: () => kube.stop() });
+    cleanups.add('kube', () => kube.stop());
     const ns = 'bench-http';
     await kubectlOk(kube.info, ['create', 'namespace', ns]);
     // No controller-manager in the plane: the default ServiceAccount the pods need is made by hand.
@@ -594,7 +527,7 @@ async function main(): Promise<void> {
     );
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
-    await cleanup();
+    await cleanups.run();
   }
 }
 

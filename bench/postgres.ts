@@ -15,11 +15,9 @@
 // The gateway only accepts TLS (the token is a password); PostgreSQL and pgbouncer are reached
 // over plain TCP. Warden's figures therefore include TLS; the report says so.
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startOidcIssuer } from '../test/plane/oidc.ts';
@@ -28,7 +26,7 @@ import { startPostgres } from '../test/plane/postgres.ts';
 import { capture, run } from '../test/plane/proc.ts';
 import { mintToken } from '../test/plane/tokens.ts';
 import type { RunnerConfig } from './postgres-gateway.ts';
-import { cpuSecondsOf, memoryOf } from './support.ts';
+import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
@@ -54,82 +52,14 @@ const uptime = async (): Promise<string> => (await capture('uptime', [])).stdout
 // ---------------------------------------------------------------------------------------------
 // Cleanup, also on Ctrl-C
 
-const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const { what, run: undo } of cleanups.reverse()) {
-      try {
-        await undo();
-      } catch (error) {
-        log(`cleanup: ${what}: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    log(`${signal}: stopping servers and removing temporary files`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const cleanups = new Cleanups(log);
+cleanups.onSignals();
 
 // ---------------------------------------------------------------------------------------------
 // The gateway child process
 
-interface GatewayChild {
-  pid: number;
-  port: number;
-  /** SIGTERM; resolves with the runner's last report (stats, recordings). */
-  stop(): Promise<Record<string, unknown> | undefined>;
-}
-
 async function startGateway(config: RunnerConfig): Promise<GatewayChild> {
-  const child: ChildProcess = spawn(process.execPath, [join(import.meta.dirname, 'postgres-gateway.ts')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const messages: Array<Record<string, unknown>> = [];
-  let notify: (() => void) | undefined;
-  lines.on('line', (line) => {
-    try {
-      messages.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      process.stderr.write(`gateway: ${line}\n`);
-    }
-    notify?.();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.stdin!.end(JSON.stringify(config));
-  const ready = await new Promise<Record<string, unknown> | undefined>((resolve) => {
-    const check = (): void => {
-      const m = messages.find((x) => x.ready === true);
-      if (m) resolve(m);
-    };
-    notify = check;
-    void exited.then(() => resolve(undefined));
-    check();
-  });
-  if (ready === undefined || child.pid === undefined) throw new Error('gateway child exited before it was ready (see its stderr above)');
-  let stopped: Promise<Record<string, unknown> | undefined> | undefined;
-  const handle: GatewayChild = {
-    pid: child.pid,
-    port: Number(ready.port),
-    stop: () => {
-      stopped ??= (async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return messages.at(-1);
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        await exited;
-        clearTimeout(killer);
-        return messages.find((m) => m.stopped === true);
-      })();
-      return stopped;
-    },
-  };
-  cleanups.push({ what: 'gateway child', run: () => handle.stop() });
-  return handle;
+  return await startGatewayChild([join(import.meta.dirname, 'postgres-gateway.ts')], config, cleanups);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,15 +241,15 @@ function table(header: string[], rows: string[][]): string {
 
 const loadStart = await uptime();
 const dir = await mkdtemp(join(tmpdir(), 'warden-bench-pg-'));
-cleanups.push({ what: `remove ${dir}`, run: () => rm(dir, { recursive: true, force: true }) });
+cleanups.add(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
 try {
   const postgres = await startPostgres(join(dir, 'postgres'), log);
-  cleanups.push({ what: 'postgres', run: () => postgres.stop() });
+  cleanups.add('postgres', () => postgres.stop());
   const pgInfo = postgres.info;
   const pgbouncer = await startPgbouncer(join(dir, 'pgbouncer'), log, pgInfo);
-  cleanups.push({ what: 'pgbouncer', run: () => pgbouncer.stop() });
+  cleanups.add('pgbouncer', () => pgbouncer.stop());
   const oidc = await startOidcIssuer(join(dir, 'oidc'), log);
-  cleanups.push({ what: 'oidc issuer', run: () => oidc.stop() });
+  cleanups.add('oidc issuer', () => oidc.stop());
   const bin = (name: string): string => join(pgInfo.binDir, name);
   const versions = {
     postgres: (await run(bin('postgres'), ['--version'])).stdout.trim(),
@@ -442,5 +372,5 @@ try {
   );
   process.stdout.write(`${out.join('\n')}\n`);
 } finally {
-  await cleanup();
+  await cleanups.run();
 }

@@ -23,7 +23,6 @@ import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { text } from 'node:stream/consumers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
@@ -41,7 +40,7 @@ import { startOidcIssuer } from '../test/plane/oidc.ts';
 import { capture } from '../test/plane/proc.ts';
 import { startSshd } from '../test/plane/sshd.ts';
 import { mintToken } from '../test/plane/tokens.ts';
-import { cpuSecondsOf, memoryOf } from './support.ts';
+import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild } from './support.ts';
 
 const MIB = 1024 * 1024;
 const GROUP = 'bench';
@@ -171,91 +170,26 @@ async function gatewayChild(): Promise<void> {
 // =============================================================================================
 // The driver
 
-const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const { what, run: undo } of cleanups.reverse()) {
-      try {
-        await undo();
-      } catch (error) {
-        log(`cleanup: ${what}: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
+const cleanups = new Cleanups(log);
 
-interface GatewayChild {
-  pid: number;
-  port: number;
+interface SshGatewayChild extends GatewayChild {
   publicKey: string;
   /** The next recording to reach the store (in order of closing). */
   nextClosed(timeoutMs?: number): Promise<Record<string, unknown>>;
-  stop(): Promise<Record<string, unknown> | undefined>;
 }
 
-async function startGateway(config: ChildConfig): Promise<GatewayChild> {
-  const child: ChildProcess = spawn(process.execPath, [import.meta.filename, '--gateway'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const messages: Array<Record<string, unknown>> = [];
+async function startGateway(config: ChildConfig): Promise<SshGatewayChild> {
+  const child = await startGatewayChild([import.meta.filename, '--gateway'], config, cleanups, { stopGraceMs: 30_000 });
   let closedRead = 0;
-  const waiters = new Set<() => void>();
-  lines.on('line', (line) => {
-    try {
-      messages.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      process.stderr.write(`gateway: ${line}\n`);
-    }
-    for (const w of waiters) w();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => {
-    for (const w of waiters) w();
-  });
-  const waitFor = async (pick: () => Record<string, unknown> | undefined, timeoutMs: number, what: string): Promise<Record<string, unknown>> =>
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`timed out waiting for ${what}`)), timeoutMs);
-      const done = (error?: Error, value?: Record<string, unknown>): void => {
-        clearTimeout(timer);
-        waiters.delete(check);
-        if (error) reject(error);
-        else resolve(value!);
-      };
-      const check = (): void => {
-        const m = pick();
-        if (m) done(undefined, m);
-        else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`gateway child exited while waiting for ${what}`));
-      };
-      waiters.add(check);
-      check();
-    });
-  child.stdin!.end(JSON.stringify(config));
-  const ready = await waitFor(() => messages.find((m) => m.ready === true), 60_000, 'the gateway child to listen');
-  let stopped: Promise<Record<string, unknown> | undefined> | undefined;
-  const handle: GatewayChild = {
-    pid: child.pid!,
-    port: Number(ready.port),
-    publicKey: String(ready.publicKey),
+  return {
+    ...child,
+    publicKey: String(child.ready.publicKey),
     nextClosed: async (timeoutMs = 120_000) => {
-      const m = await waitFor(() => messages.filter((x) => x.closed === true)[closedRead], timeoutMs, 'a recording to reach the store');
+      const m = await child.waitFor((ms) => ms.filter((x) => x.closed === true)[closedRead], timeoutMs, 'a recording to reach the store');
       closedRead += 1;
       return m;
     },
-    stop: () => {
-      stopped ??= (async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return messages.find((m) => m.stopped === true);
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        await exited;
-        clearTimeout(killer);
-        return messages.find((m) => m.stopped === true);
-      })();
-      return stopped;
-    },
   };
-  cleanups.push({ what: 'gateway child', run: () => handle.stop() });
-  return handle;
 }
 
 /** Runs a client to completion; stdout goes to /dev/null (or is watched by `onStdout`). */
@@ -325,27 +259,22 @@ async function driver(): Promise<void> {
   const TARGET_SETUP_OVERHEAD_MS = 100;
   const uptime = async (): Promise<string> => (await capture('uptime', [])).stdout.trim() || `load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}`;
 
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      log(`${signal}: stopping servers and removing temporary files`);
-      void cleanup().finally(() => process.exit(130));
-    });
-  }
+  cleanups.onSignals();
   // A throw in an event listener bypasses the try/finally below: still stop what was started.
   process.on('uncaughtException', (error) => {
     log(`uncaught: ${error.stack ?? error.message}`);
-    void cleanup().finally(() => process.exit(1));
+    void cleanups.run().finally(() => process.exit(1));
   });
 
   const loadStart = await uptime();
   const dir = await mkdtemp(join(tmpdir(), 'warden-bench-ssh-'));
-  cleanups.push({ what: `remove ${dir}`, run: () => rm(dir, { recursive: true, force: true }) });
+  cleanups.add(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
   try {
     // startSshd makes `dir` searchable for the login account (it reads authorized_keys there).
     const sshd = await startSshd(join(dir, 'sshd'), log);
-    cleanups.push({ what: 'sshd', run: () => sshd.stop() });
+    cleanups.add('sshd', () => sshd.stop());
     const oidc = await startOidcIssuer(join(dir, 'oidc'), log);
-    cleanups.push({ what: 'oidc issuer', run: () => oidc.stop() });
+    cleanups.add('oidc issuer', () => oidc.stop());
     const ssh = sshd.info;
     const versions = { openssh: (await capture('ssh', ['-V'])).stderr.trim(), node: process.version };
 
@@ -380,7 +309,7 @@ async function driver(): Promise<void> {
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, await mintToken(oidc.info, { user: 'bench', groups: [GROUP] }), { mode: 0o600 });
     const wardenKnownHosts = join(dir, 'warden_known_hosts');
-    const writeKnownHosts = (g: GatewayChild): Promise<void> => writeFile(wardenKnownHosts, `[127.0.0.1]:${g.port} ${g.publicKey}\n`);
+    const writeKnownHosts = (g: SshGatewayChild): Promise<void> => writeFile(wardenKnownHosts, `[127.0.0.1]:${g.port} ${g.publicKey}\n`);
     await writeKnownHosts(gateway);
     const common = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'LogLevel=ERROR', '-o', 'ControlMaster=no', '-o', 'ConnectTimeout=20'];
     type Target = 'direct' | 'warden';
@@ -559,7 +488,7 @@ async function driver(): Promise<void> {
     );
     process.stdout.write(`${outLines.join('\n')}\n`);
   } finally {
-    await cleanup();
+    await cleanups.run();
   }
 }
 
