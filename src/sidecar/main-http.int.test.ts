@@ -2,21 +2,19 @@
 // bearer token in, policy per request, a policy change applied live, SIGTERM → exit 0.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as Minio from 'minio';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort, ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
+import { freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
 import { mintToken } from '../../test/plane/tokens.ts';
 import type { AccessRule } from '../api/types.ts';
-import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KEY, SIDECAR_CONFIG_KIND, SIDECAR_PATHS, sealSidecarConfig, serializeSidecarConfig, type SidecarConfig } from './config.ts';
+import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KIND, sealSidecarConfig, type SidecarConfig } from './config.ts';
+import { startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from './test-support.ts';
 
 const plane = inject('plane');
-const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
-const WARDEN = new URL('../cli/main.ts', import.meta.url).pathname;
 const bucket = `sidecar-http-${process.pid.toString(36)}${randomBytes(3).toString('hex')}`;
-const CONFIG_PATH = `${SIDECAR_PATHS.configDir}/${SIDECAR_CONFIG_KEY}`;
 const logFile = join(process.env.WARDEN_TEST_LOG_DIR ?? plane.dir, `${bucket}.log`);
 
 let root: string;
@@ -25,18 +23,11 @@ let gateway: ManagedProcess;
 let token: string;
 let base: Omit<SidecarConfig, 'hash' | 'policies'>;
 
-const secret = (name: string, key: string, value: string): { secret: string; key: string; file: string } => {
-  const file = `${SIDECAR_PATHS.secretsDir}/${name}/${key}`;
-  mkdirSync(dirname(join(root, file)), { recursive: true });
-  writeFileSync(join(root, file), value, { mode: 0o400 });
-  return { secret: name, key, file };
-};
+const secret = (name: string, key: string, value: string): { secret: string; key: string; file: string } =>
+  writeSecretFile(root, name, key, value);
 const writeConfig = (rules: AccessRule[]): SidecarConfig => {
   const config = sealSidecarConfig({ ...base, policies: [{ name: 'web', uid: 'p', generation: 1, spec: { subjects: [{ kind: 'User', name: 'erin' }], rules }, problems: [] }] });
-  const file = join(root, CONFIG_PATH);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(`${file}.tmp`, serializeSidecarConfig(config));
-  renameSync(`${file}.tmp`, file);
+  writeSidecarConfigFile(root, config);
   return config;
 };
 const call = async (method: string, auth = `Bearer ${token}`): Promise<{ status: number; body: string }> => {
@@ -81,15 +72,7 @@ beforeAll(async () => {
     secretVersions: { minio: '1', signing: '1' },
   };
   writeConfig([{ name: 'get', effect: 'Allow', http: { methods: ['GET'], paths: ['/echo'] } }]);
-  gateway = new ManagedProcess({
-    name: 'warden-sidecar-http',
-    command: NODE,
-    args: [WARDEN, 'sidecar', '--config', CONFIG_PATH, '--poll-interval', '500ms', '--grace-period', '2s'],
-    env: { PATH: process.env.PATH, HOME: root, WARDEN_FS_ROOT: root },
-    cwd: root,
-    logFile,
-  });
-  await waitUntil('warden sidecar /readyz', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status === 200, { timeoutMs: 30_000, process: gateway });
+  gateway = await startSidecarProcess({ name: 'warden-sidecar-http', root, healthPort, logFile, gracePeriod: '2s' });
 });
 
 afterAll(async () => {

@@ -5,24 +5,22 @@
 // with the recordings in the bucket.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as Minio from 'minio';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { capture, freePort, ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
+import { capture, freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
 import { mintToken } from '../../test/plane/tokens.ts';
 import type { AccessRule } from '../api/types.ts';
-import { type RenderedPolicy, SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KEY, SIDECAR_CONFIG_KIND, SIDECAR_PATHS, sealSidecarConfig, serializeSidecarConfig, type SidecarConfig } from './config.ts';
+import { type RenderedPolicy, SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KIND, sealSidecarConfig, type SidecarConfig } from './config.ts';
 import { createTestDatabase, type TestDatabase } from './postgres/testing.ts';
+import { startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from './test-support.ts';
 
 const plane = inject('plane');
-const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
-const WARDEN = new URL('../cli/main.ts', import.meta.url).pathname;
 const psqlBin = join(plane.postgres.binDir, 'psql');
 const bucket = `sidecar-${process.pid.toString(36)}${randomBytes(3).toString('hex')}`;
-const CONFIG_PATH = `${SIDECAR_PATHS.configDir}/${SIDECAR_CONFIG_KEY}`;
 
 let db: TestDatabase;
 let root: string;
@@ -33,13 +31,8 @@ let token: string;
 let minio: Minio.Client;
 const logFile = join(process.env.WARDEN_TEST_LOG_DIR ?? plane.dir, `${bucket}-sidecar.log`);
 
-const secretPath = (secret: string, key: string): string => `${SIDECAR_PATHS.secretsDir}/${secret}/${key}`;
-const writeSecret = (secret: string, key: string, value: string): { secret: string; key: string; file: string } => {
-  const file = secretPath(secret, key);
-  mkdirSync(dirname(join(root, file)), { recursive: true });
-  writeFileSync(join(root, file), value, { mode: 0o400 });
-  return { secret, key, file };
-};
+const writeSecret = (secret: string, key: string, value: string): { secret: string; key: string; file: string } =>
+  writeSecretFile(root, secret, key, value);
 
 const policy = (rules: AccessRule[]): RenderedPolicy => ({
   name: 'devs',
@@ -52,11 +45,7 @@ const policy = (rules: AccessRule[]): RenderedPolicy => ({
 let base: Omit<SidecarConfig, 'hash' | 'policies'>;
 const writeConfig = (rules: AccessRule[]): SidecarConfig => {
   const config = sealSidecarConfig({ ...base, policies: [policy(rules)] });
-  const file = join(root, CONFIG_PATH);
-  mkdirSync(dirname(file), { recursive: true });
-  // Write-then-rename, as kubelet swaps its ..data link: the watcher never reads half a file.
-  writeFileSync(`${file}.tmp`, serializeSidecarConfig(config));
-  renameSync(`${file}.tmp`, file);
+  writeSidecarConfigFile(root, config);
   return config;
 };
 
@@ -123,15 +112,7 @@ beforeAll(async () => {
     secretVersions: { minio: '1', 'orders-db': '1', signing: '1' },
   };
   writeConfig([{ name: 'reads', effect: 'Allow', sql: { statementClasses: ['read'] } }]);
-  gateway = new ManagedProcess({
-    name: 'warden-sidecar',
-    command: NODE,
-    args: [WARDEN, 'sidecar', '--config', CONFIG_PATH, '--poll-interval', '500ms', '--grace-period', '5s'],
-    env: { PATH: process.env.PATH, HOME: root, WARDEN_FS_ROOT: root, POD_NAME: 'orders-gateway-test' },
-    cwd: root,
-    logFile,
-  });
-  await waitUntil('warden sidecar /readyz', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status === 200, { timeoutMs: 30_000, process: gateway });
+  gateway = await startSidecarProcess({ name: 'warden-sidecar', root, healthPort, logFile, gracePeriod: '5s', env: { POD_NAME: 'orders-gateway-test' } });
 });
 
 afterAll(async () => {
