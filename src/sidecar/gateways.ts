@@ -17,6 +17,7 @@ import type { SshGatewayConfig, SshRecorderFactory, SshRecordingEvent, SshSessio
 import { generateHostKey, SshGateway } from './ssh/gateway.ts';
 import { EventKind, type RecordingEvent } from '../recorder/events.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { Approvals } from '../approvals/types.ts';
 
 export interface GatewayDeps {
   config: SidecarConfig;
@@ -29,6 +30,8 @@ export interface GatewayDeps {
   host: string;
   /** For reading rotated Secrets through the API; without it the mounted files are read. */
   api?: { kubeConfig: KubeConfig; namespace: string };
+  /** Just-in-time approvals; without them RequireApproval commands are refused (fail closed). */
+  approvals?: Approvals;
 }
 
 export interface RunningGateway {
@@ -85,6 +88,7 @@ export async function startPostgresGateway(deps: GatewayDeps): Promise<RunningGa
     tls: await listenerTls(deps),
     upstream,
     verifier: deps.verifier,
+    ...(deps.approvals ? { approvals: deps.approvals } : {}),
     ...fromPolicyEngine(deps.policy),
     ...(deps.recorder && recording ? { recorder: sessionRecorderFactory(deps.recorder, recording.onStorageFailure, log) } : {}),
     ...(recording ? { maxRecordedRows: recording.record.maxResultRows, maxEventBytes: recording.record.maxEventBytes } : {}),
@@ -160,6 +164,7 @@ export async function startHttpGateway(deps: GatewayDeps): Promise<RunningGatewa
     ...(tls ? { tls } : {}),
     upstream: await httpUpstream(config),
     verifier: deps.verifier,
+    ...(deps.approvals ? { approvals: deps.approvals } : {}),
     policy: deps.policy,
     masking: (subject) => deps.policy.masker(subject),
     ...(factory
@@ -291,6 +296,7 @@ export async function startSshGateway(deps: GatewayDeps): Promise<RunningGateway
     hostKey,
     upstream: await sshUpstream(config),
     verifier: deps.verifier,
+    ...(deps.approvals ? { approvals: deps.approvals } : {}),
     policy: deps.policy,
     recorder: sshRecorderFactory(deps),
     ...(recording ? { limits: { maxEventBytes: recording.record.maxEventBytes }, record: { input: recording.record.input, output: recording.record.output } } : {}),

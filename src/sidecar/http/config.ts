@@ -6,6 +6,7 @@ import type { RuleEffect, TlsMode } from '../../api/types.ts';
 import type { HttpCommand, KubernetesCommand, PolicySubject } from '../../policy/command.ts';
 import type { RecordingEvent } from '../../recorder/events.ts';
 import type { Identity } from '../auth/oidc.ts';
+import type { Approvals } from '../../approvals/types.ts';
 
 /** `http`: any HTTP service. `kubernetes`: an API server (request-info parsing, `Status` errors). */
 export const HttpFlavour = {
@@ -87,6 +88,8 @@ export interface LogFields {
 export type Logger = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: LogFields) => void;
 
 export interface HttpGatewayConfig {
+  /** Just-in-time approvals (src/approvals); absent: RequireApproval commands are refused. */
+  approvals?: Approvals;
   /** `namespace/name` of the Connection, for recordings. */
   connection: string;
   flavour: HttpFlavour;

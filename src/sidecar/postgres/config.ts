@@ -6,6 +6,7 @@ import type { RuleEffect, TlsMode } from '../../api/types.ts';
 import type { PolicySubject, SqlCommand } from '../../policy/command.ts';
 import type { RecordingEvent } from '../../recorder/events.ts';
 import type { Identity } from '../auth/oidc.ts';
+import type { Approvals } from '../../approvals/types.ts';
 
 /** What policy says about one statement; structurally a subset of the engine's Decision. */
 export interface StatementDecision {
@@ -92,6 +93,8 @@ export interface LogFields {
 export type Logger = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: LogFields) => void;
 
 export interface PostgresGatewayConfig {
+  /** Just-in-time approvals (src/approvals); absent: RequireApproval commands are refused. */
+  approvals?: Approvals;
   /** `namespace/name` of the Connection, for recordings. */
   connection: string;
   listen: { host: string; port: number };

@@ -8,6 +8,7 @@ import type { RuleEffect } from '../../api/types.ts';
 import type { PolicySubject, SshCommand } from '../../policy/command.ts';
 import type { RecordingEvent } from '../../recorder/events.ts';
 import type { Identity } from '../auth/oidc.ts';
+import type { Approvals } from '../../approvals/types.ts';
 
 /** The algorithms offered to clients: modern only (curve25519, Ed25519, AEAD ciphers). */
 export const CLIENT_ALGORITHMS = {
@@ -150,6 +151,8 @@ export interface SshGatewayLimits {
 }
 
 export interface SshGatewayConfig {
+  /** Just-in-time approvals (src/approvals); absent: RequireApproval commands are refused. */
+  approvals?: Approvals;
   /** `namespace/name` of the Connection, for recordings. */
   connection: string;
   listen: { host?: string; port: number };
