@@ -474,6 +474,18 @@ describe('the CRDs on a real API server', () => {
       ),
       cel('AccessPolicy', 'idleTimeout must not be longer than maxDuration'),
     ],
+    [
+      'an AccessPolicy that requires session approval without approvers',
+      edit(accessPolicy(), 'ap-15', (p) => Object.assign(p.spec, { sessionApproval: { required: true, maxDuration: '30m' } })),
+      cel('AccessPolicy', 'sessionApproval.required needs spec.approvers'),
+    ],
+    [
+      'an AccessPolicy whose session approval lasts 0s',
+      edit(accessPolicy(), 'ap-16', (p) =>
+        Object.assign(p.spec, { approvers: [{ kind: 'User', name: 'boss' }], sessionApproval: { required: true, maxDuration: '0s' } }),
+      ),
+      cel('AccessPolicy', 'sessionApproval.maxDuration must be longer than 0s'),
+    ],
     // RecordingPolicy
     [
       'a RecordingPolicy without bucket',

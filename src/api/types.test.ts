@@ -248,6 +248,7 @@ const accessPolicySpec: ShapeOf<AccessPolicySpec> = {
     },
   ],
   sessionLimits: ['optional', sessionLimits],
+  sessionApproval: ['optional', { required: 'boolean', maxDuration: 'string?' }],
 };
 
 const accessPolicyStatus: ShapeOf<AccessPolicyStatus> = {
@@ -332,6 +333,7 @@ const accessRequestSpec: ShapeOf<AccessRequestSpec> = {
   reason: 'string?',
   expiresAt: 'string',
   duration: 'string?',
+  approvers: ['optional', ['list', subject]],
 };
 
 const accessRequestStatus: ShapeOf<AccessRequestStatus> = {
@@ -628,6 +630,7 @@ describe('the CRDs in crds/', () => {
       'Connection.spec.oidc.groupsClaim': DEFAULTS.oidc.groupsClaim,
       'AccessPolicy.spec.rules[].ssh.sftp': DEFAULTS.sftp,
       'AccessPolicy.spec.approvalTimeout': DEFAULTS.approvalTimeout,
+      'AccessPolicy.spec.sessionApproval.maxDuration': DEFAULTS.sessionApprovalDuration,
       'AccessPolicy.spec.masking.rules[].strategy': DEFAULTS.maskingStrategy,
       'RecordingPolicy.spec.storage.s3.region': DEFAULTS.s3.region,
       'RecordingPolicy.spec.storage.s3.pathStyle': DEFAULTS.s3.pathStyle,

@@ -134,6 +134,7 @@ export const DEFAULTS = {
   sftp: 'none',
   maskingStrategy: 'redact',
   approvalTimeout: '5m',
+  sessionApprovalDuration: '1h',
   s3: {
     region: 'us-east-1',
     pathStyle: true,
@@ -287,6 +288,17 @@ export interface AccessPolicySpec {
   approvalTimeout?: string;
   masking?: Masking;
   sessionLimits?: SessionLimits;
+  sessionApproval?: SessionApproval;
+}
+
+/**
+ * Session-level just-in-time access: the policy's subjects connect only while an approved
+ * AccessRequest of kind Session for the Connection exists (docs/session-approval.md).
+ */
+export interface SessionApproval {
+  required: boolean;
+  /** How long access lasts once approved (Go duration); defaults to DEFAULTS.sessionApprovalDuration. */
+  maxDuration?: string;
 }
 
 /** At most one protocol matcher per rule; none means the rule matches every command. */
@@ -490,6 +502,8 @@ export interface AccessRequestSpec {
   expiresAt: string;
   /** Only for kind Session. */
   duration?: string;
+  /** Who may decide: the deciding AccessPolicy's approvers, copied by the gateway. */
+  approvers?: Subject[];
 }
 
 export interface Requester {

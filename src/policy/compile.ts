@@ -104,6 +104,8 @@ export interface CompiledPolicy {
   approvalTimeoutMs: number;
   masking: CompiledMaskingRule[];
   sessionLimits: LimitsMs;
+  /** spec.sessionApproval when required: how long approved access lasts. Absent: no session approval. */
+  sessionApproval?: { durationMs: number };
   /** Non-empty means the policy is broken: it admits its subjects and denies them everything. */
   problems: PolicyProblem[];
 }
@@ -191,6 +193,25 @@ function compileInto(
     maxDurationMs: duration('sessionLimits.maxDuration', spec.sessionLimits?.maxDuration, null),
     idleTimeoutMs: duration('sessionLimits.idleTimeout', spec.sessionLimits?.idleTimeout, null),
   };
+  const sessionApproval = spec.sessionApproval;
+  if (sessionApproval !== undefined && sessionApproval !== null) {
+    if (typeof sessionApproval !== 'object' || typeof sessionApproval.required !== 'boolean') {
+      // Fail closed: an unreadable requirement still requires approval (and the policy is broken).
+      report({ code: PolicyErrorCode.InvalidPolicy, policy, message: 'spec.sessionApproval needs required: true or false' });
+      compiled.sessionApproval = { durationMs: parseGoDuration(DEFAULTS.sessionApprovalDuration) };
+    } else if (sessionApproval.required) {
+      const fallback = parseGoDuration(DEFAULTS.sessionApprovalDuration);
+      let durationMs = duration('sessionApproval.maxDuration', sessionApproval.maxDuration, fallback) ?? fallback;
+      if (durationMs <= 0) {
+        report({ code: PolicyErrorCode.InvalidDuration, policy, pattern: String(sessionApproval.maxDuration), message: 'sessionApproval.maxDuration must be longer than 0s' });
+        durationMs = fallback;
+      }
+      compiled.sessionApproval = { durationMs };
+      if (compiled.approvers.length === 0) {
+        report({ code: PolicyErrorCode.InvalidPolicy, policy, message: 'spec.sessionApproval.required needs spec.approvers' });
+      }
+    }
+  }
 
   // Rules.
   const names = new Set<string>();

@@ -304,3 +304,37 @@ describe('masking through the engine', () => {
     expect(engine.masker(alice)).toBe(engine.masker(alice));
   });
 });
+
+describe('session approval', () => {
+  const boss = { kind: 'User' as const, name: 'boss@example.com' };
+  const sre = { kind: 'Group' as const, name: 'sre' };
+
+  it('is not needed when no policy listing the subject requires it', () => {
+    const engine = engineOf(policy('a', {}), policy('jit', { subjects: [{ kind: 'User', name: bob.user }], approvers: [boss], sessionApproval: { required: true } }));
+    expect(engine.sessionApproval(alice)).toBeUndefined();
+    expect(engine.sessionApproval(mallory)).toBeUndefined();
+    expect(engineOf(policy('off', { sessionApproval: { required: false, maxDuration: '5m' } })).sessionApproval(alice)).toBeUndefined();
+  });
+
+  it('is needed when any policy listing the subject requires it: shortest duration and timeout, all approvers', () => {
+    const engine = engineOf(
+      policy('plain', {}),
+      policy('jit-a', { approvers: [boss], approvalTimeout: '2m', sessionApproval: { required: true, maxDuration: '30m' } }),
+      policy('jit-b', { subjects: [{ kind: 'Group', name: 'dev' }], approvers: [sre, boss], sessionApproval: { required: true } }),
+    );
+    expect(engine.sessionApproval(alice)).toEqual({ policies: ['jit-a', 'jit-b'], durationMs: 1_800_000, approvers: [boss, sre], timeoutMs: 120_000 });
+    expect(engine.problems).toEqual([]);
+  });
+
+  it('defaults to 1h, and a policy without approvers is broken', () => {
+    const engine = engineOf(policy('jit', { sessionApproval: { required: true } }));
+    expect(engine.sessionApproval(alice)).toMatchObject({ durationMs: 3_600_000, approvers: [] });
+    expect(engine.problems.map((p) => p.message)).toContain('spec.sessionApproval.required needs spec.approvers');
+  });
+
+  it('fails closed on an unreadable spec: approval still required', () => {
+    const engine = engineOf(policy('bad', { approvers: [boss], sessionApproval: { required: 'yes' } as never }));
+    expect(engine.sessionApproval(alice)).toMatchObject({ policies: ['bad'] });
+    expect(engine.problems.length).toBeGreaterThan(0);
+  });
+});

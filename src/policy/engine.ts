@@ -47,6 +47,22 @@ export interface Admission {
   reason: string;
 }
 
+/**
+ * What a subject needs before a session may start when a policy listing them has
+ * `spec.sessionApproval.required` (docs/session-approval.md). Several such policies: approval is
+ * needed once, for the shortest duration and the shortest approval timeout, and any of their
+ * approvers may decide.
+ */
+export interface SessionApprovalRequirement {
+  /** The policies that require it, by name. */
+  policies: string[];
+  /** How long access lasts once approved. */
+  durationMs: number;
+  approvers: Subject[];
+  /** How long approvers have to decide. */
+  timeoutMs: number;
+}
+
 /** Effective limits for a session; null means no limit. */
 export type EffectiveSessionLimits = LimitsMs;
 
@@ -70,6 +86,8 @@ export interface PolicyEngine {
   sessionLimits(subject: PolicySubject): EffectiveSessionLimits;
   /** A masker with the masking rules of every policy listing the subject (cached per policy set). */
   masker(subject: PolicySubject): Masker;
+  /** Undefined: the subject needs no approved Session request to connect. */
+  sessionApproval(subject: PolicySubject): SessionApprovalRequirement | undefined;
 }
 
 /**
@@ -289,6 +307,26 @@ class Engine implements PolicyEngine {
       };
     }
     return limits;
+  }
+
+  sessionApproval(subject: PolicySubject): SessionApprovalRequirement | undefined {
+    const requiring = this.#applicable(subject).filter((p) => p.sessionApproval !== undefined);
+    if (requiring.length === 0) return undefined;
+    const approvers: Subject[] = [];
+    const seen = new Set<string>();
+    for (const a of requiring.flatMap((p) => p.approvers)) {
+      const key = `${a.kind}\u0000${a.name}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        approvers.push(a);
+      }
+    }
+    return {
+      policies: requiring.map((p) => p.name),
+      durationMs: Math.min(...requiring.map((p) => p.sessionApproval?.durationMs ?? 0)),
+      approvers,
+      timeoutMs: Math.min(...requiring.map((p) => p.approvalTimeoutMs)),
+    };
   }
 
   masker(subject: PolicySubject): Masker {

@@ -56,6 +56,8 @@ export const ApprovalState = {
   Approved: 'approved',
   Denied: 'denied',
   Expired: 'expired',
+  /** The requester gave up (cancelled the statement, disconnected) before a decision. */
+  Withdrawn: 'withdrawn',
 } as const;
 export type ApprovalState = (typeof ApprovalState)[keyof typeof ApprovalState];
 

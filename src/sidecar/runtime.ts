@@ -14,7 +14,7 @@ import type { Logger } from '../controller/log.ts';
 import type { Masker } from '../masking/masker.ts';
 import type { Command, PolicySubject } from '../policy/command.ts';
 import { POLICY_BUNDLE_VERSION } from '../policy/compile.ts';
-import { type Admission, compilePolicies, type Decision, type EffectiveSessionLimits, type PolicyEngine } from '../policy/engine.ts';
+import { type Admission, compilePolicies, type Decision, type EffectiveSessionLimits, type PolicyEngine, type SessionApprovalRequirement } from '../policy/engine.ts';
 import type { PolicyProblem } from '../policy/errors.ts';
 import type { Recorder, SessionRecorder as CoreSessionRecorder, SessionStartInfo } from '../recorder/recorder.ts';
 import { TokenVerifier } from './auth/oidc.ts';
@@ -105,6 +105,10 @@ export class SwappablePolicyEngine implements PolicyEngine {
 
   masker(subject: PolicySubject): Masker {
     return this.#engine.masker(subject);
+  }
+
+  sessionApproval(subject: PolicySubject): SessionApprovalRequirement | undefined {
+    return this.#engine.sessionApproval(subject);
   }
 }
 

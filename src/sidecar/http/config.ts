@@ -2,11 +2,12 @@
 // The seams are small on purpose, as in the PostgreSQL gateway: the sidecar entry point maps the
 // rendered sidecar configuration onto this interface, and tests plug in real engines.
 
-import type { RuleEffect, TlsMode } from '../../api/types.ts';
+import type { RuleEffect, Subject, TlsMode } from '../../api/types.ts';
 import type { HttpCommand, KubernetesCommand, PolicySubject } from '../../policy/command.ts';
 import type { RecordingEvent } from '../../recorder/events.ts';
 import type { Identity } from '../auth/oidc.ts';
 import type { Approvals } from '../../approvals/types.ts';
+import type { SessionApprovalRequirement } from '../session-approval.ts';
 
 /** `http`: any HTTP service. `kubernetes`: an API server (request-info parsing, `Status` errors). */
 export const HttpFlavour = {
@@ -21,12 +22,17 @@ export interface RequestDecision {
   reason: string;
   policy?: string;
   rule?: string;
+  /** RequireApproval only: who may approve and how long they have. */
+  approvers?: Subject[];
+  approvalTimeoutMs?: number;
 }
 
 /** What the gateway asks of policy. `PolicyEngine` (src/policy/engine.ts) satisfies it. */
 export interface HttpGatewayPolicy {
   admission(subject: PolicySubject): { admitted: boolean; reason: string };
   decide(subject: PolicySubject, command: HttpCommand | KubernetesCommand): RequestDecision;
+  /** Session-level JIT: undefined when the subject needs no approved Session request (docs/session-approval.md). */
+  sessionApproval?(subject: PolicySubject): SessionApprovalRequirement | undefined;
 }
 
 /** Masks response bodies. `Masker` (src/masking/masker.ts) satisfies it. */
@@ -90,6 +96,11 @@ export type Logger = (level: 'debug' | 'info' | 'warn' | 'error', message: strin
 export interface HttpGatewayConfig {
   /** Just-in-time approvals (src/approvals); absent: RequireApproval commands are refused. */
   approvals?: Approvals;
+  /**
+   * How long a request held for approval waits before the client gets 403 naming the request, to
+   * retry once it is approved (default 10 s). Approved within this time: forwarded at once.
+   */
+  approvalWaitMs?: number;
   /** `namespace/name` of the Connection, for recordings. */
   connection: string;
   flavour: HttpFlavour;

@@ -12,8 +12,14 @@ export const HttpGatewayErrorCode = {
   NotAdmitted: 'WARDEN_HTTP_NOT_ADMITTED',
   /** Policy denies the request (403). */
   Denied: 'WARDEN_HTTP_DENIED',
-  /** A RequireApproval rule matched; approvals are not wired into this gateway yet (403). */
+  /** A RequireApproval rule matched and approvals are not configured or not reachable (403). */
   ApprovalUnavailable: 'WARDEN_HTTP_APPROVAL_UNAVAILABLE',
+  /** Held for approval and not decided within the wait: retry once the named request is approved (403). */
+  ApprovalPending: 'WARDEN_HTTP_APPROVAL_PENDING',
+  /** The approval request was denied, expired or withdrawn (403). */
+  ApprovalDenied: 'WARDEN_HTTP_APPROVAL_DENIED',
+  /** Session-level JIT: no approved Session request for this connection (403). */
+  SessionApprovalRequired: 'WARDEN_HTTP_SESSION_APPROVAL_REQUIRED',
   /** Ambiguous framing or path, impersonation headers (400 / 403). */
   BadRequest: 'WARDEN_HTTP_BAD_REQUEST',
   /** The target could not be reached or broke off (502). */

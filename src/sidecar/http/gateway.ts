@@ -40,6 +40,12 @@ import {
 } from './headers.ts';
 import { kubernetesCommand, RequestInfoError, type RequestInfo } from './request-info.ts';
 import { isKubernetesChannelProtocol, type WsFrame, WsFrameParser, WsOpcode, WsProtocolError } from './websocket.ts';
+import { DEFAULTS } from '../../api/types.ts';
+import type { ApprovalHandle, ApprovalOutcome } from '../../approvals/types.ts';
+import { parseGoDuration } from '../../policy/duration.ts';
+import { approvalEvent, connectionName, oneLine, refusalText } from '../approvals.ts';
+import { onAccessExpiry, SessionApprovalGate } from '../session-approval.ts';
+import type { RequestDecision } from './config.ts';
 
 export const HTTP_GATEWAY_DEFAULTS = {
   maxRecordedBodyBytes: 64 * 1024,
@@ -47,7 +53,13 @@ export const HTTP_GATEWAY_DEFAULTS = {
   headersTimeoutMs: 30_000,
   idleTimeoutMs: 10 * 60_000,
   responseTimeoutMs: 30_000,
+  approvalWaitMs: 10_000,
 } as const;
+
+/** Requests held for approval remembered for retries (per requester and exact request line). */
+const MAX_PENDING_APPROVALS = 10_000;
+/** The optional header a client states its reason in; stored in the AccessRequest. */
+const REASON_HEADER = 'x-warden-reason';
 
 type Untimed<E> = E extends RecordingEvent ? Omit<E, 't'> : never;
 type EventInput = Untimed<RecordingEvent>;
@@ -123,6 +135,10 @@ function recordingUnavailable(cause?: unknown): HttpGatewayError {
 
 interface ConnectionState {
   session?: ConnectionSession;
+  /** The recording session's id (AccessRequests name it). */
+  sessionId?: string;
+  /** Session-level JIT: the approved access this connection runs under, until it expires. */
+  access?: { user: string; request: string; expiresAt: Date; cancel: () => void };
   /** The last token that verified on this connection and who it named. */
   verified?: { token: string; identity: Identity };
 }
@@ -135,6 +151,8 @@ interface Allowed {
   info?: RequestInfo;
   rule?: string;
   masker?: BodyMasker;
+  /** The AccessRequest (`namespace/name`) that approved this request, when it was held. */
+  approval?: string;
 }
 
 export class HttpGateway {
@@ -147,9 +165,12 @@ export class HttpGateway {
   readonly #recordCap: number;
   readonly #maskCap: number;
   readonly #credentials: UpstreamCredentials;
+  readonly #gate: SessionApprovalGate;
+  readonly #pending = new Map<string, { handle: ApprovalHandle; answered: boolean; settled?: ApprovalOutcome }>();
 
   private constructor(config: HttpGatewayConfig) {
     this.config = config;
+    this.#gate = new SessionApprovalGate({ approvals: config.approvals, connection: config.connection });
     this.#upstream = new URL(config.upstream.url);
     if (this.#upstream.protocol !== 'http:' && this.#upstream.protocol !== 'https:') {
       throw new Error(`the HTTP gateway's upstream must be an http:// or https:// URL, not ${this.#upstream.protocol}`);
@@ -258,9 +279,11 @@ export class HttpGateway {
     const userAgent = req.headers['user-agent'];
     const startedAt = new Date();
     let recorder: HttpSessionRecorder;
+    const sessionId = randomUUID();
+    state.sessionId = sessionId;
     try {
       recorder = factory({
-        sessionId: randomUUID(),
+        sessionId,
         connection: this.config.connection,
         client: userAgent === undefined ? { addr: address } : { addr: address, app: userAgent.slice(0, 256) },
         startedAt,
@@ -310,7 +333,7 @@ export class HttpGateway {
   }
 
   /** Token, admission, request attributes, policy. Throws HttpGatewayError for a refusal. */
-  async #admit(req: IncomingMessage, state: ConnectionState, session: ConnectionSession | undefined, id: number): Promise<Allowed> {
+  async #admit(req: IncomingMessage, state: ConnectionState, session: ConnectionSession | undefined, id: number, abort?: AbortSignal): Promise<Allowed> {
     const problem = framingProblem(req.rawHeaders);
     if (problem !== undefined) {
       throw new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, `the request has ${problem}; the gateway refuses ambiguous framing`);
@@ -333,6 +356,7 @@ export class HttpGateway {
       session.record({ k: EventKind.Auth, ok: admission.admitted, method: 'oidc', user: identity.user, groups: identity.groups, reason: admission.reason });
     }
     if (!admission.admitted) throw new HttpGatewayError(HttpGatewayErrorCode.NotAdmitted, 403, admission.reason);
+    await this.#sessionAccess(req, state, session, subject);
 
     const method = req.method ?? 'GET';
     let command: HttpCommand | KubernetesCommand;
@@ -359,7 +383,26 @@ export class HttpGateway {
     }
     const decision = this.config.policy.decide(subject, command);
     const rule = decision.policy !== undefined && decision.rule !== undefined ? `${decision.policy}/${decision.rule}` : undefined;
-    if (decision.effect !== 'Allow') {
+    let approval: string | undefined;
+    if (decision.effect === 'RequireApproval' && this.config.approvals !== undefined) {
+      try {
+        approval = await this.#approve(req, subject, command, decision, rule, session, abort);
+      } catch (error) {
+        session?.record({
+          k: EventKind.HttpRequest,
+          id,
+          method,
+          url: url.slice(0, 8192),
+          headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
+          decision: 'approval',
+          ...(rule === undefined ? {} : { rule }),
+          ...(info ? { k8s: k8sAttributes(info) } : {}),
+        });
+        const reason = error instanceof Error ? error.message : String(error);
+        session?.record({ k: EventKind.Deny, reason, ...(rule === undefined ? {} : { rule }), what: { text: `${method} ${url.slice(0, 512)}` } });
+        throw error;
+      }
+    } else if (decision.effect !== 'Allow') {
       const approval = decision.effect === 'RequireApproval';
       session?.record({
         k: EventKind.HttpRequest,
@@ -372,7 +415,7 @@ export class HttpGateway {
         ...(info ? { k8s: k8sAttributes(info) } : {}),
       });
       const reason = approval
-        ? `${decision.reason}; approvals are not available on this gateway yet, so the request is refused`
+        ? `${decision.reason}; approvals are not configured on this gateway, so the request is refused`
         : decision.reason;
       session?.record({ k: EventKind.Deny, reason, ...(rule === undefined ? {} : { rule }), what: { text: `${method} ${url.slice(0, 512)}` } });
       throw new HttpGatewayError(approval ? HttpGatewayErrorCode.ApprovalUnavailable : HttpGatewayErrorCode.Denied, 403, reason);
@@ -385,7 +428,159 @@ export class HttpGateway {
       ...(info ? { info } : {}),
       ...(rule === undefined ? {} : { rule }),
       ...(masker && !masker.empty ? { masker } : {}),
+      ...(approval === undefined ? {} : { approval }),
     };
+  }
+
+  /**
+   * Session-level JIT (docs/session-approval.md): the subject may use this connection only under an
+   * approved Session request. Checked on every request (cached per connection until the access
+   * expires); when it expires, the connection is cut, which ends watches and exec streams too.
+   */
+  async #sessionAccess(req: IncomingMessage, state: ConnectionState, session: ConnectionSession | undefined, subject: PolicySubject): Promise<void> {
+    const requirement = this.config.policy.sessionApproval?.(subject);
+    if (requirement === undefined) return;
+    const access = state.access;
+    if (access !== undefined && access.user === subject.user && access.expiresAt.getTime() > Date.now()) return;
+    const reason = reasonHeader(req);
+    const result = await this.#gate.admit(subject, requirement, {
+      ...(state.sessionId === undefined ? {} : { session: state.sessionId }),
+      ...(reason === undefined ? {} : { reason }),
+    });
+    for (const event of result.events) session?.record(event);
+    if (!result.admitted) throw new HttpGatewayError(HttpGatewayErrorCode.SessionApprovalRequired, 403, result.message);
+    if (result.approval === undefined) return;
+    const { request, expiresAt } = result.approval;
+    const socket = req.socket;
+    const first = state.access === undefined;
+    state.access?.cancel();
+    const cancel = onAccessExpiry(expiresAt, Date.now, () => {
+      this.#log('info', 'session access expired; closing the connection', { request });
+      state.session?.end('approval-expired');
+      socket.destroy();
+    });
+    state.access = { user: subject.user, request, expiresAt, cancel };
+    if (first) socket.once('close', () => state.access?.cancel());
+  }
+
+  /**
+   * A request a RequireApproval rule holds: forwarded when an approval of this requester for
+   * exactly this request line exists (the retry after a 403), or when one is given within
+   * `approvalWaitMs`; otherwise 403 naming the AccessRequest. Returns the request's `namespace/name`.
+   */
+  async #approve(
+    req: IncomingMessage,
+    subject: PolicySubject,
+    command: HttpCommand | KubernetesCommand,
+    decision: RequestDecision,
+    rule: string | undefined,
+    session: ConnectionSession | undefined,
+    abort: AbortSignal | undefined,
+  ): Promise<string> {
+    const approvals = this.config.approvals;
+    if (approvals === undefined) throw new HttpGatewayError(HttpGatewayErrorCode.ApprovalUnavailable, 403, `${decision.reason}; approvals are not configured on this gateway`);
+    const method = req.method ?? 'GET';
+    // The exact request line: method and origin-form URL with its query (Kubernetes exec carries
+    // the command there). Bodies are not part of it (see README: what an approval covers).
+    const text = `${method} ${(req.url ?? '').slice(0, 8192)}`;
+    const requester = { user: subject.user, groups: [...subject.groups] };
+    const connection = connectionName(this.config.connection);
+    const held = { protocol: this.config.flavour === 'kubernetes' ? ('kubernetes' as const) : ('http' as const), text };
+    const unavailable = (why: string): HttpGatewayError =>
+      new HttpGatewayError(HttpGatewayErrorCode.ApprovalUnavailable, 403, `${decision.reason}; ${why}, so the request is refused`);
+
+    let found: Awaited<ReturnType<typeof approvals.findApproved>>;
+    try {
+      found = await approvals.findApproved({ requester, connection, kind: 'Command', command: held });
+    } catch (error) {
+      throw unavailable(`approvals cannot be checked right now (${oneLine((error as Error).message)})`);
+    }
+    if (found !== undefined) {
+      session?.record(approvalEvent(this.config.connection, found));
+      return found.request;
+    }
+
+    const key = `${subject.user}\u0000${held.protocol}\u0000${text}`;
+    let entry = this.#pending.get(key);
+    if (entry?.settled !== undefined) {
+      // Decided after the client was told to retry: this retry hears the decision; the next one
+      // asks again. (An approval whose window is over asks again at once.)
+      this.#pending.delete(key);
+      const settled = entry.settled;
+      entry = undefined;
+      if (settled.decision !== 'Approved') {
+        session?.record(approvalEvent(this.config.connection, settled));
+        throw new HttpGatewayError(HttpGatewayErrorCode.ApprovalDenied, 403, refusalText(`${method} ${(req.url ?? '').slice(0, 200)}`, settled));
+      }
+    }
+    if (entry === undefined) {
+      let handle: ApprovalHandle;
+      const reason = reasonHeader(req);
+      try {
+        handle = await approvals.request({
+          requester,
+          connection,
+          kind: 'Command',
+          command: held,
+          ...(decision.policy === undefined ? {} : { policy: decision.policy }),
+          ...(decision.rule === undefined ? {} : { rule: decision.rule }),
+          ...(reason === undefined ? {} : { reason }),
+          approvers: decision.approvers ?? [],
+          timeoutMs: decision.approvalTimeoutMs ?? parseGoDuration(DEFAULTS.approvalTimeout),
+        });
+      } catch (error) {
+        throw unavailable(`the approval request could not be created (${oneLine((error as Error).message)})`);
+      }
+      const created: { handle: ApprovalHandle; answered: boolean; settled?: ApprovalOutcome } = { handle, answered: false };
+      entry = created;
+      if (this.#pending.size >= MAX_PENDING_APPROVALS) this.#pending.clear();
+      this.#pending.set(key, created);
+      void handle.outcome.then((outcome) => {
+        if (this.#pending.get(key) !== created) return;
+        // Kept only for a client that was told to retry; otherwise the wait below answered it.
+        if (created.answered && outcome.decision !== 'Withdrawn') created.settled = outcome;
+        else this.#pending.delete(key);
+      });
+      session?.record(approvalEvent(this.config.connection, { decision: 'Pending', request: handle.name, ...(rule === undefined ? {} : { reason: `rule ${rule}` }) }));
+    }
+    const { handle } = entry;
+    const waitMs = this.config.approvalWaitMs ?? HTTP_GATEWAY_DEFAULTS.approvalWaitMs;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const result = await Promise.race<ApprovalOutcome | 'waiting' | 'gone'>([
+      handle.outcome,
+      new Promise((resolve) => {
+        timer = setTimeout(() => resolve('waiting'), waitMs);
+      }),
+      new Promise((resolve) => {
+        if (abort === undefined) return;
+        onAbort = () => resolve('gone');
+        if (abort.aborted) onAbort();
+        else abort.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+    clearTimeout(timer);
+    if (onAbort !== undefined) abort?.removeEventListener('abort', onAbort);
+    if (result === 'gone') {
+      // The client gave up before any answer about this request: withdraw it. Once a 403 named it,
+      // it is the user's to retry, and stays.
+      if (!entry.answered) {
+        void handle.withdraw().catch(() => {});
+        session?.record(approvalEvent(this.config.connection, { decision: 'Withdrawn', request: handle.name }));
+      }
+      throw new HttpGatewayError(HttpGatewayErrorCode.ApprovalDenied, 403, `the client went away while request ${handle.name} waited`);
+    }
+    if (result === 'waiting') {
+      entry.answered = true;
+      throw new HttpGatewayError(
+        HttpGatewayErrorCode.ApprovalPending,
+        403,
+        `waiting for approval: request ${handle.name}${rule === undefined ? '' : ` (${rule})`}; retry this exact request once it is approved (kubectl warden approve ${handle.name})`,
+      );
+    }
+    session?.record(approvalEvent(this.config.connection, result));
+    if (result.decision === 'Approved') return result.request;
+    throw new HttpGatewayError(HttpGatewayErrorCode.ApprovalDenied, 403, refusalText(`${method} ${(req.url ?? '').slice(0, 200)}`, result));
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
@@ -398,7 +593,15 @@ export class HttpGateway {
         await session.ready();
         id = session.nextId();
       }
-      const allowed = await this.#admit(req, state, session, id);
+      const gone = new AbortController();
+      const onGone = (): void => gone.abort();
+      res.once('close', onGone);
+      let allowed: Allowed;
+      try {
+        allowed = await this.#admit(req, state, session, id, gone.signal);
+      } finally {
+        res.off('close', onGone);
+      }
       if (expectContinue) res.writeContinue();
       this.#forward(req, res, allowed, session, id);
     } catch (error) {
@@ -477,7 +680,7 @@ export class HttpGateway {
         url: (req.url ?? '').slice(0, 8192),
         headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
         ...optional('body', requestCapture.payload(complete)),
-        decision: 'allow',
+        decision: allowed.approval === undefined ? 'allow' : 'approval',
         ...optional('rule', allowed.rule),
         ...(allowed.info ? { k8s: k8sAttributes(allowed.info) } : {}),
       });
@@ -617,7 +820,14 @@ export class HttpGateway {
     try {
       session = this.#session(state, req);
       if (session) id = session.nextId();
-      allowed = await this.#admit(req, state, session, id);
+      const gone = new AbortController();
+      const onGone = (): void => gone.abort();
+      socket.once('close', onGone);
+      try {
+        allowed = await this.#admit(req, state, session, id, gone.signal);
+      } finally {
+        socket.off('close', onGone);
+      }
     } catch (error) {
       this.#refuseRaw(socket, error);
       return;
@@ -650,7 +860,7 @@ export class HttpGateway {
       method: req.method ?? 'GET',
       url: (req.url ?? '').slice(0, 8192),
       headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
-      decision: 'allow',
+      decision: allowed.approval === undefined ? 'allow' : 'approval',
       ...optional('rule', allowed.rule),
       ...(allowed.info ? { k8s: k8sAttributes(allowed.info) } : {}),
     });
@@ -803,6 +1013,15 @@ export class HttpGateway {
   #log(level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, string | number | boolean | undefined>): void {
     this.config.logger?.(level, message, { connection: this.config.connection, ...fields });
   }
+}
+
+/** The client's stated reason (header `X-Warden-Reason`), one bounded line. */
+function reasonHeader(req: IncomingMessage): string | undefined {
+  const value = req.headers[REASON_HEADER];
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return undefined;
+  const line = oneLine(text, 500);
+  return line === '' ? undefined : line;
 }
 
 function k8sAttributes(info: RequestInfo): { verb: string; resource?: string; subresource?: string; namespace?: string; name?: string } {

@@ -2,11 +2,12 @@
 // recorder plug in. The seams are small on purpose: the controller renders the sidecar
 // configuration and the sidecar entry point maps it onto this interface.
 
-import type { RuleEffect, TlsMode } from '../../api/types.ts';
+import type { RuleEffect, Subject, TlsMode } from '../../api/types.ts';
 import type { PolicySubject, SqlCommand } from '../../policy/command.ts';
 import type { RecordingEvent } from '../../recorder/events.ts';
 import type { Identity } from '../auth/oidc.ts';
 import type { Approvals } from '../../approvals/types.ts';
+import type { SessionApprovalRequirement } from '../../policy/engine.ts';
 
 /** What policy says about one statement; structurally a subset of the engine's Decision. */
 export interface StatementDecision {
@@ -15,6 +16,9 @@ export interface StatementDecision {
   reason: string;
   policy?: string;
   rule?: string;
+  /** RequireApproval only: who may approve (the deciding policy's approvers) and how long to wait. */
+  approvers?: Subject[];
+  approvalTimeoutMs?: number;
 }
 
 /** What the gateway asks of policy. `PolicyEngine` (src/policy/engine.ts) satisfies it. */
@@ -23,6 +27,8 @@ export interface GatewayPolicy {
   decide(subject: PolicySubject, command: SqlCommand): StatementDecision;
   /** Effective limits for the subject, null = none; the gateway's own limits apply too. */
   sessionLimits?(subject: PolicySubject): { maxDurationMs: number | null; idleTimeoutMs: number | null };
+  /** Session-level JIT: present when the subject may connect only with an approved Session request. */
+  sessionApproval?(subject: PolicySubject): SessionApprovalRequirement | undefined;
 }
 
 /**

@@ -5,6 +5,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { SqlClassifier } from './classify.ts';
 import type { PostgresGatewayConfig } from './config.ts';
+import { SessionApprovalGate } from '../session-approval.ts';
 import { CancelRegistry, type GatewayStats, PostgresSession } from './session.ts';
 
 export class PostgresGateway {
@@ -15,11 +16,13 @@ export class PostgresGateway {
   readonly #cancels = new CancelRegistry();
   readonly #classifier: SqlClassifier;
   readonly #secureContext: SecureContext | undefined;
+  readonly #sessionGate: SessionApprovalGate;
 
   private constructor(config: PostgresGatewayConfig, classifier: SqlClassifier) {
     this.config = config;
     this.#classifier = classifier;
     this.#secureContext = config.tls ? createSecureContext({ cert: config.tls.cert, key: config.tls.key }) : undefined;
+    this.#sessionGate = new SessionApprovalGate({ approvals: config.approvals, connection: config.connection });
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
   }
 
@@ -51,6 +54,7 @@ export class PostgresGateway {
       secureContext: this.#secureContext,
       cancels: this.#cancels,
       stats: this.stats,
+      sessionGate: this.#sessionGate,
     });
     this.#sessions.add(session);
     void session.run().finally(() => this.#sessions.delete(session));

@@ -18,12 +18,16 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
+import type { ApprovalOutcome, ApprovalHandle, ApprovalRequest } from '../../approvals/types.ts';
 import type { PolicySubject, SqlCommand } from '../../policy/command.ts';
-import { capPayload, Decision, EventKind, type Payload, type RecordingEvent } from '../../recorder/events.ts';
+import { ApprovalState, capPayload, Decision, EventKind, type Payload, type RecordingEvent } from '../../recorder/events.ts';
+import { approvalEvent, connectionName, oneLine, refusalText } from '../approvals.ts';
 import { AuthError } from '../auth/errors.ts';
 import type { Identity } from '../auth/oidc.ts';
 import type { ClassifiedStatement, SqlClassifier } from './classify.ts';
-import type { CellMasker, PostgresGatewayConfig, SessionRecorder, StatementDecision } from './config.ts';
+import type { SessionApprovalGate } from '../session-approval.ts';
+import { onAccessExpiry } from '../session-approval.ts';
+import type { CellMasker, GatewayPolicy, PostgresGatewayConfig, SessionRecorder, StatementDecision } from './config.ts';
 import * as backend from './protocol/backend.ts';
 import type { BackendFrame, FieldDescription } from './protocol/backend.ts';
 import { BackendCode, ErrorField, Severity, SqlState, type TransactionStatus } from './protocol/constants.ts';
@@ -77,6 +81,8 @@ export interface SessionDeps {
   secureContext: SecureContext | undefined;
   cancels: CancelRegistry;
   stats: GatewayStats;
+  /** Session-level JIT (one per gateway, so a reconnect names the same waiting request). */
+  sessionGate?: SessionApprovalGate;
 }
 
 /** Startup parameters relayed to the upstream; `options` and the rest could change the session behind policy's back. */
@@ -98,7 +104,38 @@ class SessionEnd extends Error {
   }
 }
 
-type Denial = { reason: string; rule?: string; used?: boolean };
+type Denial = { reason: string; rule?: string; used?: boolean; /** SQLSTATE; default 42501. */ code?: string; hint?: string };
+
+/** Without approvals a held command waits at most this long for its AccessRequest (policy default 5m). */
+const DEFAULT_APPROVAL_TIMEOUT_MS = 5 * 60_000;
+/** Client messages queued behind a held statement before reading from the client pauses. */
+const HOLD_QUEUE_MAX_BYTES = 1 << 20;
+/** AccessRequest spec limits (crds/warden.dev_accessrequests.yaml). */
+const REQUEST_TEXT_MAX = 65_536;
+const REQUEST_PARAM_MAX = 4096;
+const REQUEST_PARAMS_MAX = 256;
+
+interface Resolution {
+  outcome: ApprovalOutcome;
+  ids: number[];
+  decision: StatementDecision;
+}
+
+/**
+ * A statement held for a just-in-time approval: the message itself (run again once decided) and
+ * every client message after it, kept in order until then.
+ */
+interface Hold {
+  readonly message: FrontendMessage;
+  readonly queue: FrontendMessage[];
+  queuedBytes: number;
+  /** Query ids recorded for the held message's statements (sql.query with decision `approval`). */
+  readonly ids: number[];
+  readonly decision: StatementDecision;
+  handle: ApprovalHandle | undefined;
+  /** The client cancelled or left: withdraw as soon as the request exists. */
+  withdrawn: boolean;
+}
 
 type Pending =
   | { kind: 'query'; statements: readonly ClassifiedStatement[]; ids: number[]; index: number; deny?: Denial; started: number }
@@ -267,6 +304,8 @@ export class PostgresSession {
     this.#done = resolve;
   });
   #timers: NodeJS.Timeout[] = [];
+  /** Stops the timer that ends the session when its approved access runs out. */
+  #cancelAccess: (() => void) | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #idleMs: number | undefined;
 
@@ -289,6 +328,10 @@ export class PostgresSession {
   #upstreamFull = false;
   #recorderFull = false;
   #relaying = false;
+  // Just-in-time approval: the statement being held, and the outcome applied while it runs again.
+  #hold: Hold | undefined;
+  #holdFull = false;
+  #resolution: Resolution | undefined;
 
   constructor(socket: Socket, deps: SessionDeps) {
     this.#deps = deps;
@@ -435,23 +478,8 @@ export class PostgresSession {
 
   async #authenticate(startup: Extract<StartupPhaseMessage, { type: 'Startup' }>): Promise<void> {
     const { config } = this.#deps;
-    const app = startup.params.application_name;
-    if (config.recorder) {
-      const recorder = config.recorder({
-        sessionId: this.id,
-        protocol: 'postgres',
-        connection: config.connection,
-        clientAddress: `${this.#raw.remoteAddress ?? ''}:${this.#raw.remotePort ?? ''}`,
-        ...(app ? { clientApplication: app } : {}),
-        target: `${config.upstream.host}:${config.upstream.port}/${config.upstream.database}`,
-      });
-      this.#recorder = recorder;
-      recorder.onFailure?.((error) => {
-        this.#log('error', 'recording failed; ending the session', { error: error.message });
-        this.#end('recording-failed', { code: SqlState.AdminShutdown, message: 'Warden cannot record this session; it was ended' });
-      });
-    }
     if (startup.params.replication !== undefined && startup.params.replication !== 'false') {
+      this.#openRecording(startup);
       throw new SessionEnd('denied', SqlState.FeatureNotSupported, 'Warden does not relay replication connections');
     }
     const unsupported = Object.keys(startup.params).filter((k) => k.startsWith('_pq_.'));
@@ -459,6 +487,7 @@ export class PostgresSession {
       this.#client.write(backend.negotiateProtocolVersion(0, unsupported));
     }
     if (!this.#tls) {
+      this.#openRecording(startup);
       this.#record({ k: EventKind.Auth, ok: false, method: 'oidc', reason: 'connection without TLS' });
       throw new SessionEnd(
         'denied',
@@ -474,11 +503,14 @@ export class PostgresSession {
       identity = await config.verifier.verify(decodePasswordMessage(m.data));
     } catch (error) {
       const reason = error instanceof AuthError ? `${error.message} (${error.code})` : 'the token could not be checked';
+      this.#openRecording(startup);
       this.#record({ k: EventKind.Auth, ok: false, method: 'oidc', reason });
       this.#log('info', 'authentication failed', { reason });
       throw new SessionEnd('denied', SqlState.InvalidPassword, `Warden: authentication failed: ${reason}`);
     }
     this.#identity = identity;
+    // Opened only now, so the Session object and the manifest name the caller.
+    this.#openRecording(startup, identity);
     const subject: PolicySubject = { user: identity.user, groups: identity.groups };
     this.#subject = subject;
     const admission = config.policy.admission(subject);
@@ -486,8 +518,58 @@ export class PostgresSession {
     if (!admission.admitted) {
       throw new SessionEnd('denied', SqlState.InvalidAuthorizationSpecification, `Warden: ${admission.reason}`);
     }
+    await this.#admitSessionApproval(subject);
     this.#masker = config.masking?.(subject);
     this.#armLimits(subject);
+  }
+
+  /** Starts the recording (once); `identity` is absent when the caller was refused before it was known. */
+  #openRecording(startup: Extract<StartupPhaseMessage, { type: 'Startup' }>, identity?: Identity): void {
+    const { config } = this.#deps;
+    if (!config.recorder || this.#recorder) return;
+    const app = startup.params.application_name;
+    const recorder = config.recorder({
+      sessionId: this.id,
+      protocol: 'postgres',
+      connection: config.connection,
+      ...(identity ? { user: identity.user, groups: identity.groups } : {}),
+      clientAddress: `${this.#raw.remoteAddress ?? ''}:${this.#raw.remotePort ?? ''}`,
+      ...(app ? { clientApplication: app } : {}),
+      target: `${config.upstream.host}:${config.upstream.port}/${config.upstream.database}`,
+    });
+    this.#recorder = recorder;
+    recorder.onFailure?.((error) => {
+      this.#log('error', 'recording failed; ending the session', { error: error.message });
+      this.#end('recording-failed', { code: SqlState.AdminShutdown, message: 'Warden cannot record this session; it was ended' });
+    });
+  }
+
+  /**
+   * Session-level just-in-time access (docs/session-approval.md): without an approved Session
+   * request the connection is refused with the request's name (28000); with one, the session ends
+   * when the approved access does.
+   */
+  async #admitSessionApproval(subject: PolicySubject): Promise<void> {
+    const { config } = this.#deps;
+    let requirement: ReturnType<NonNullable<GatewayPolicy['sessionApproval']>>;
+    try {
+      requirement = config.policy.sessionApproval?.(subject);
+    } catch (error) {
+      throw new SessionEnd('denied', SqlState.InvalidAuthorizationSpecification, `Warden: session approval could not be evaluated (${(error as Error).message})`);
+    }
+    if (requirement === undefined) return;
+    const gate = this.#deps.sessionGate;
+    const result = gate
+      ? await gate.admit(subject, requirement, { session: this.id })
+      : { admitted: false as const, message: 'this connection needs an approved access request, but approvals are not available on this gateway', events: [] };
+    for (const event of result.events) this.#record(event);
+    if (!result.admitted) throw new SessionEnd('denied', SqlState.InvalidAuthorizationSpecification, `Warden: ${result.message}`);
+    if (result.approval) {
+      const { request, expiresAt } = result.approval;
+      this.#cancelAccess = onAccessExpiry(expiresAt, Date.now, () =>
+        this.#end('approval-expired', { code: SqlState.AdminShutdown, message: `Warden: the approved access (request ${request}) expired at ${expiresAt.toISOString()}; the session was ended` }),
+      );
+    }
   }
 
   #armLimits(subject: PolicySubject): void {
@@ -515,7 +597,7 @@ export class PostgresSession {
     else {
       const ms = this.#idleMs;
       this.#idleTimer = setTimeout(() => {
-        if (this.#pending.length > 0) {
+        if (this.#pending.length > 0 || this.#hold) {
           this.#idleTimer?.refresh();
           return;
         }
@@ -544,6 +626,11 @@ export class PostgresSession {
     }
     const upstreamKey = this.#upstream.backendKey;
     this.#cancelKey = this.#deps.cancels.register(() => {
+      // A held statement has not reached the database: cancelling it withdraws the AccessRequest.
+      if (this.#hold) {
+        this.#withdrawHold();
+        return;
+      }
       cancelUpstream(this.#deps.config.upstream, upstreamKey).catch((e: unknown) =>
         this.#log('warn', 'cancel request failed', { error: (e as Error).message }),
       );
@@ -590,7 +677,7 @@ export class PostgresSession {
     const up = this.#upstream!.socket;
     if (this.#clientFull || this.#recorderFull) up.pause();
     else up.resume();
-    if (this.#upstreamFull || this.#recorderFull) this.#client.pause();
+    if (this.#upstreamFull || this.#recorderFull || this.#holdFull) this.#client.pause();
     else this.#client.resume();
   }
 
@@ -634,11 +721,13 @@ export class PostgresSession {
   }
 
   #decide(statement: SqlCommand): StatementDecision {
-    const decision = this.#deps.config.policy.decide(this.#subject!, statement);
-    if (decision.effect === 'RequireApproval') {
-      return { ...decision, effect: 'Deny', reason: `${decision.reason}; approvals are not available on this gateway yet` };
-    }
-    return decision;
+    return this.#deps.config.policy.decide(this.#subject!, statement);
+  }
+
+  /** RequireApproval where no approval can be asked for: refused, as the reason says. */
+  static #refuseApproval(decision: StatementDecision): StatementDecision {
+    if (decision.effect !== 'RequireApproval') return decision;
+    return { ...decision, effect: 'Deny', reason: `${decision.reason}; approvals are not available on this gateway` };
   }
 
   #recordQuery(id: number, s: SqlCommand, decision: StatementDecision, params?: Array<Buffer | null>): void {
@@ -649,10 +738,10 @@ export class PostgresSession {
       text: capPayload(s.text, max),
       ...(params ? { params: params.map((p) => (p === null ? null : capPayload(p, max))) } : {}),
       class: s.statementClass,
-      decision: decision.effect === 'Allow' ? Decision.Allow : Decision.Deny,
+      decision: decision.effect === 'Allow' ? Decision.Allow : decision.effect === 'RequireApproval' ? Decision.RequireApproval : Decision.Deny,
       ...(decision.rule ? { rule: decision.policy ? `${decision.policy}/${decision.rule}` : decision.rule } : {}),
     });
-    if (decision.effect !== 'Allow') {
+    if (decision.effect === 'Deny') {
       this.#deps.stats.deniedStatements++;
       this.#record({
         k: EventKind.Deny,
@@ -667,8 +756,22 @@ export class PostgresSession {
    * Decides every statement before any runs. Allowed: each is recorded with its id. Denied: only
    * the first denied statement is recorded (nothing of the string runs).
    */
-  #check(statements: readonly ClassifiedStatement[], params?: Array<Buffer | null>): { ids: number[]; deny?: Denial } {
-    const decisions = statements.map((s) => this.#decide(s));
+  #check(statements: readonly ClassifiedStatement[], params?: Array<Buffer | null>, message?: FrontendMessage): { ids: number[]; deny?: Denial } | undefined {
+    const resolution = this.#resolution;
+    if (resolution) return this.#resolved(resolution, statements);
+    const policy = statements.map((s) => this.#decide(s));
+    // Deny wins over RequireApproval: hold only when nothing in the message is denied outright.
+    const needsApproval = policy.findIndex((d) => d.effect === 'RequireApproval');
+    if (needsApproval >= 0 && message && this.#deps.config.approvals && !policy.some((d) => d.effect === 'Deny')) {
+      const ids = statements.map((s, i) => {
+        const id = this.#nextId++;
+        this.#recordQuery(id, s, policy[i]!, params);
+        return id;
+      });
+      this.#startHold(message, statements, policy[needsApproval]!, params, ids);
+      return undefined;
+    }
+    const decisions = policy.map((d) => PostgresSession.#refuseApproval(d));
     const denied = decisions.findIndex((d) => d.effect !== 'Allow');
     if (denied >= 0) {
       const decision = decisions[denied]!;
@@ -683,11 +786,150 @@ export class PostgresSession {
     return { ids };
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Just-in-time approval: hold, ask, then run the held message again with the outcome
+
+  #startHold(message: FrontendMessage, statements: readonly ClassifiedStatement[], decision: StatementDecision, params: Array<Buffer | null> | undefined, ids: number[]): void {
+    const approvals = this.#deps.config.approvals!;
+    const hold: Hold = { message, queue: [], queuedBytes: 0, ids, decision, handle: undefined, withdrawn: false };
+    this.#hold = hold;
+    const text = message.type === 'Query' ? message.text : statements.map((s) => s.text).join('; ');
+    const request: ApprovalRequest = {
+      requester: { user: this.#identity!.user, groups: [...this.#identity!.groups] },
+      connection: connectionName(this.#deps.config.connection),
+      session: this.id,
+      kind: 'Command',
+      command: {
+        protocol: 'postgres',
+        text: text.length > REQUEST_TEXT_MAX ? `${text.slice(0, REQUEST_TEXT_MAX - 1)}…` : text,
+        ...(params && params.length > 0 ? { parameters: params.slice(0, REQUEST_PARAMS_MAX).map(parameterText) } : {}),
+      },
+      ...(decision.policy ? { policy: decision.policy } : {}),
+      ...(decision.rule ? { rule: decision.rule } : {}),
+      reason: decision.reason,
+      approvers: decision.approvers ?? [],
+      timeoutMs: decision.approvalTimeoutMs && decision.approvalTimeoutMs > 0 ? decision.approvalTimeoutMs : DEFAULT_APPROVAL_TIMEOUT_MS,
+    };
+    void (async () => {
+      let outcome: ApprovalOutcome;
+      try {
+        const handle = await approvals.request(request);
+        hold.handle = handle;
+        if (hold.withdrawn) {
+          await handle.withdraw();
+        } else if (!this.#ended) {
+          this.#recordApproval({ decision: 'Pending', request: handle.name, reason: decision.reason });
+          this.#toClient(
+            backend.noticeResponse({
+              severity: Severity.Notice,
+              code: '00000',
+              message: `waiting for approval: ${handle.name}`,
+              detail: `${decision.reason}. The statement runs once an approver approves AccessRequest ${handle.name}.`,
+              hint: `An approver runs: kubectl warden approve ${handle.name}. Cancel the statement to withdraw the request.`,
+            }),
+          );
+        }
+        outcome = await handle.outcome;
+      } catch (error) {
+        outcome = { decision: 'Unavailable', reason: oneLine((error as Error).message ?? 'unknown error') };
+      }
+      if (this.#ended || this.#hold !== hold) return;
+      this.#release(hold, outcome);
+    })();
+  }
+
+  /** Applies an outcome: the held message runs (approved) or fails (anything else); then the queue. */
+  #release(hold: Hold, outcome: ApprovalOutcome): void {
+    this.#hold = undefined;
+    this.#recordApproval(outcome);
+    this.#log('info', 'approval outcome', { request: outcome.request, decision: outcome.decision, user: this.#identity?.user });
+    const up = this.#upstream!.socket;
+    up.cork();
+    try {
+      this.#resolution = { outcome, ids: hold.ids, decision: hold.decision };
+      try {
+        this.#onClientMessage(hold.message);
+      } finally {
+        this.#resolution = undefined;
+      }
+      for (const m of hold.queue) {
+        if (this.#ended) break;
+        this.#onClientMessage(m); // a later statement may be held again: the rest queue behind it
+      }
+    } catch (error) {
+      this.#log('error', 'relay failed', { error: (error as Error).message });
+      this.#end('error', { code: SqlState.InternalError, message: 'Warden hit an internal error; the session was ended' });
+    } finally {
+      up.uncork();
+    }
+    if (this.#holdFull && ((this.#hold as Hold | undefined)?.queuedBytes ?? 0) <= HOLD_QUEUE_MAX_BYTES) {
+      this.#holdFull = false;
+      this.#flow();
+    }
+    this.#touch();
+  }
+
+  /** The outcome as #check's answer while the held message runs again. */
+  #resolved(resolution: Resolution, statements: readonly ClassifiedStatement[]): { ids: number[]; deny?: Denial } {
+    const { outcome, decision } = resolution;
+    if (outcome.decision === 'Approved') return { ids: resolution.ids };
+    const withdrawn = outcome.decision === 'Withdrawn';
+    const reason = withdrawn ? `canceling statement due to user request (approval request ${outcome.request} withdrawn)` : refusalText('the statement', outcome);
+    this.#deps.stats.deniedStatements++;
+    const max = this.#deps.config.maxEventBytes ?? 65_536;
+    this.#record({
+      k: EventKind.Deny,
+      reason,
+      ...(decision.rule ? { rule: decision.rule } : {}),
+      what: capPayload(statements.map((s) => s.text).join('; '), max) as Payload,
+    });
+    return {
+      ids: [],
+      deny: {
+        reason,
+        ...(decision.rule ? { rule: decision.rule } : {}),
+        ...(withdrawn ? { code: SqlState.QueryCanceled, hint: 'Run it again to ask for approval again.' } : {}),
+        ...(outcome.decision === 'Expired' ? { hint: 'Run it again to ask for approval again, and ask an approver to decide in time.' } : {}),
+        ...(outcome.decision === 'Denied' ? { hint: 'An approver refused this statement; talk to them before running it again.' } : {}),
+      },
+    };
+  }
+
+  #withdrawHold(): void {
+    const hold = this.#hold;
+    if (!hold || hold.withdrawn) return;
+    hold.withdrawn = true;
+    // The outcome (Withdrawn) releases the hold; without a request yet, it is withdrawn once created.
+    hold.handle?.withdraw().catch(() => undefined);
+  }
+
+  #recordApproval(outcome: ApprovalOutcome | { decision: 'Pending'; request: string; reason?: string }): void {
+    const event = approvalEvent(this.#deps.config.connection, outcome);
+    this.#record(outcome.decision === 'Withdrawn' ? { ...event, state: ApprovalState.Withdrawn } : event);
+  }
+
   #onClientMessage(m: FrontendMessage): void {
+    const hold = this.#hold;
+    if (hold) {
+      if (m.type === 'Terminate') {
+        this.#end('client-closed');
+        return;
+      }
+      // Everything after the held statement waits behind it, in order.
+      hold.queue.push(m);
+      hold.queuedBytes += m.raw.length;
+      if (hold.queuedBytes > HOLD_QUEUE_MAX_BYTES && !this.#holdFull) {
+        this.#holdFull = true;
+        this.#flow();
+      }
+      return;
+    }
     switch (m.type) {
       case 'Query': {
         const statements = this.#deps.classifier.classify(m.text, (name) => this.#sqlPrepared.get(name));
-        const { ids, deny } = this.#check(statements);
+        const checked = this.#check(statements, undefined, m);
+        if (!checked) return; // held for approval
+        const { ids, deny } = checked;
         if (deny) {
           this.#pending.push({ kind: 'query', statements, ids, index: 0, deny, started: performance.now() });
           this.#toUpstream(serialize.query(POISON_SQL));
@@ -713,7 +955,11 @@ export class PostgresSession {
         // Checked now (nothing of a denied Parse reaches the server) and again at each Execute.
         let deny: Denial | undefined;
         for (const s of statements) {
-          const decision = this.#decide(s);
+          let decision = this.#decide(s);
+          // With approvals, a statement that needs one is held at Execute (with its parameters):
+          // preparing it runs nothing.
+          if (decision.effect === 'RequireApproval' && this.#deps.config.approvals) continue;
+          decision = PostgresSession.#refuseApproval(decision);
           if (decision.effect !== 'Allow') {
             this.#recordQuery(this.#nextId++, s, decision);
             deny = { reason: decision.reason, ...(decision.rule ? { rule: decision.rule } : {}) };
@@ -756,7 +1002,9 @@ export class PostgresSession {
         const checked: readonly ClassifiedStatement[] = statements ?? [
           { protocol: 'postgres', text: `EXECUTE portal ${JSON.stringify(m.portal)}`, statementClass: 'unparseable', tables: [], flags: ['unknownPortal'] },
         ];
-        const { ids, deny } = this.#check(checked, portal?.params);
+        const result = this.#check(checked, portal?.params, m);
+        if (!result) return; // held for approval
+        const { ids, deny } = result;
         const id = ids[0] ?? this.#nextId - 1;
         if (deny) {
           this.#pending.push({ kind: 'execute', portal: m.portal, id, deny, started: performance.now() });
@@ -800,7 +1048,9 @@ export class PostgresSession {
           tables: [],
           flags: ['functionCall'],
         };
-        const { deny } = this.#check([command], m.args);
+        const result = this.#check([command], m.args, m);
+        if (!result) return; // held for approval
+        const { deny } = result;
         this.#pending.push({ kind: 'function', ...(deny ? { deny } : {}) });
         if (deny) {
           const poison = Buffer.from([0x46, 0, 0, 0, 14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -947,9 +1197,9 @@ export class PostgresSession {
     if (deny && !isFatal) {
       out = backend.errorResponse({
         severity: Severity.Error,
-        code: SqlState.InsufficientPrivilege,
+        code: deny.code ?? SqlState.InsufficientPrivilege,
         message: `Warden: ${deny.reason}`,
-        hint: 'Ask for access, or run a statement your policy allows.',
+        hint: deny.hint ?? 'Ask for access, or run a statement your policy allows.',
       });
     } else {
       this.#record({ k: EventKind.Error, code: fields.get(ErrorField.Code) ?? '', message: fields.get(ErrorField.Message) ?? '' });
@@ -1061,9 +1311,20 @@ export class PostgresSession {
     if (this.#ended) return;
     this.#ended = true;
     for (const t of this.#timers) clearTimeout(t);
+    this.#cancelAccess?.();
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     if (this.#cancelKey) this.#deps.cancels.unregister(this.#cancelKey.processId);
     this.#deps.stats.activeSessions--;
+    const hold = this.#hold;
+    if (hold) {
+      // The client left while its statement waited: withdraw the request, record it.
+      this.#hold = undefined;
+      hold.withdrawn = true;
+      if (hold.handle) {
+        this.#recordApproval({ decision: 'Withdrawn', request: hold.handle.name });
+        hold.handle.withdraw().catch(() => undefined);
+      }
+    }
     if (error && this.#client.writable) {
       try {
         this.#client.write(backend.errorResponse({ severity: Severity.Fatal, code: error.code, message: error.message }));
@@ -1102,6 +1363,15 @@ export class PostgresSession {
     }
     this.#done();
   }
+}
+
+/** A bound parameter as the approver reads it: text when it is text, else hex (capped). */
+function parameterText(value: Buffer | null): string {
+  if (value === null) return 'NULL';
+  const text = value.toString('utf8');
+  // eslint-disable-next-line no-control-regex -- binary parameters are shown as hex
+  const shown = /[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text) ? `\\x${value.toString('hex')}` : text;
+  return shown.length > REQUEST_PARAM_MAX ? `${shown.slice(0, REQUEST_PARAM_MAX - 1)}…` : shown;
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

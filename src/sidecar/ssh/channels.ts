@@ -5,6 +5,8 @@
  * passes the policy seam first; what passes is recorded.
  */
 import type { Client, ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import type { ApprovalHandle, ApprovalOutcome } from '../../approvals/types.ts';
+import { approvalEvent, oneLine, refusalText } from '../approvals.ts';
 import type { PolicySubject, SshCommand } from '../../policy/command.ts';
 import { Decision, EventKind } from '../../recorder/events.ts';
 import type { SshDecision, TerminalMaskStream } from './config.ts';
@@ -12,7 +14,7 @@ import { SshGatewayError, SshGatewayErrorCode } from './errors.ts';
 import type { SessionLog } from './recording.ts';
 import { drained, guard, pump, writeWithPressure, written } from './relay.ts';
 import { parseSftpRequest, parseSftpResponse, SftpFramer, SftpMonitor, SftpStatus, sftpStatusPacket, SftpType } from './sftp.ts';
-import { TypedCommandDetector } from './typed-commands.ts';
+import { type InputPiece, TypedCommandDetector } from './typed-commands.ts';
 import { type ExitInfo, openExec, openShell, openSubsystem, type TargetChannel } from './upstream.ts';
 
 /** Exit status of a command the gateway refused (POSIX shells use 126 for "cannot execute"). */
@@ -24,6 +26,15 @@ export const UPSTREAM_FAILED_EXIT_STATUS = 255;
 export interface ConnectionContext {
   readonly subject: PolicySubject;
   readonly log: SessionLog;
+  /** `namespace/name` of the Connection (AccessRequests live in its namespace). */
+  readonly connection: string;
+  /** Aborted when the client connection is gone. */
+  readonly gone: AbortSignal;
+  /**
+   * Creates the AccessRequest for a command held by a RequireApproval rule; undefined when the
+   * gateway has no approvals (such commands are then refused). Rejects when it cannot be created.
+   */
+  readonly requestApproval: ((text: string, decision: SshDecision, reason?: string) => Promise<ApprovalHandle>) | undefined;
   readonly record: { input: boolean; output: boolean };
   readonly maskFlushMs: number;
   /** The target connection; rejects with an SshGatewayError whose message is for the user. */
@@ -47,7 +58,7 @@ export interface ConnectionContext {
 export function denialMessage(what: string, decision: SshDecision): string {
   const why = decision.message ?? decision.reason;
   if (decision.effect === 'RequireApproval') {
-    return `warden: ${what} requires approval (${why}); approvals are not available over SSH yet, so it is refused`;
+    return `warden: ${what} requires approval (${why}); approvals are not configured on this gateway, so it is refused`;
   }
   return `warden: ${what} denied: ${why}`;
 }
@@ -57,6 +68,66 @@ const toEventDecision = (d: SshDecision): Decision =>
 
 const ruleOf = (d: SshDecision): { rule?: string } =>
   d.rule === undefined ? {} : { rule: d.policy === undefined ? d.rule : `${d.policy}/${d.rule}` };
+
+/** Bytes of input typed while a line waits for approval before the client is slowed down (SSH window). */
+const MAX_HELD_INPUT = 64 * 1024;
+
+/**
+ * Holds a command for approval: creates the AccessRequest, tells the user through `say`, records
+ * each state, and resolves with the outcome. `abort` (client gone, Ctrl-C, session ending) withdraws
+ * the request unless it was answered already. Never rejects.
+ */
+export async function holdForApproval(
+  ctx: ConnectionContext,
+  text: string,
+  decision: SshDecision,
+  say: (line: string) => void,
+  abort: AbortSignal,
+  reason?: string,
+): Promise<ApprovalOutcome> {
+  const create = ctx.requestApproval;
+  abort = AbortSignal.any([abort, ctx.gone]);
+  if (create === undefined) return { decision: 'Unavailable', reason: 'approvals are not configured on this gateway' };
+  let handle: ApprovalHandle;
+  try {
+    handle = await create(text, decision, reason);
+  } catch (error) {
+    const outcome: ApprovalOutcome = { decision: 'Unavailable', reason: `the approval request could not be created: ${oneLine((error as Error).message)}` };
+    ctx.log.add({ k: EventKind.Error, message: outcome.reason });
+    return outcome;
+  }
+  const rule = ruleOf(decision).rule;
+  ctx.log.add(approvalEvent(ctx.connection, { decision: 'Pending', request: handle.name, ...(rule === undefined ? {} : { reason: `rule ${rule}` }) }));
+  if (abort.aborted) {
+    await handle.withdraw().catch(() => {});
+  } else {
+    say(`warden: waiting for approval: ${handle.name}${rule === undefined ? '' : ` (${rule})`}`);
+  }
+  let settled = false;
+  const withdrawn = new Promise<ApprovalOutcome>((resolve) => {
+    const onAbort = (): void => {
+      if (settled) return;
+      settled = true;
+      // The request is withdrawn unless a decision is already in (withdraw is idempotent and
+      // leaves a decided request alone). Recorded now: the recording closes right after a disconnect.
+      void handle.withdraw().catch(() => {});
+      const outcome: ApprovalOutcome = { decision: 'Withdrawn', request: handle.name };
+      ctx.log.add(approvalEvent(ctx.connection, outcome));
+      resolve(outcome);
+    };
+    if (abort.aborted) onAbort();
+    else abort.addEventListener('abort', onAbort, { once: true });
+  });
+  // Waiting for a human is not idling: the idle timeout must not end the session meanwhile (the
+  // wait itself is bounded by the request's expiry).
+  const busy = setInterval(() => ctx.activity(), 5_000);
+  const outcome = await Promise.race([handle.outcome, withdrawn]).finally(() => clearInterval(busy));
+  if (!settled) {
+    settled = true;
+    ctx.log.add(approvalEvent(ctx.connection, outcome));
+  }
+  return outcome;
+}
 
 /** Handles one `session` channel from the client. */
 export function handleSession(ctx: ConnectionContext, session: Session): void {
@@ -106,9 +177,10 @@ export function handleSession(ctx: ConnectionContext, session: Session): void {
     channel: ServerChannel,
     open: (client: Client) => Promise<TargetChannel>,
     mode: { terminal: boolean; typed: boolean },
+    guarded = false,
   ): void => {
     let stopped = false;
-    guardChannel(ctx, ch, channel);
+    if (!guarded) guardChannel(ctx, ch, channel);
     const untrack = ctx.track((message, status) => {
       stopped = true;
       if (channel.writable) channel.stderr.write(`\r\n${message}\r\n`);
@@ -157,20 +229,63 @@ export function handleSession(ctx: ConnectionContext, session: Session): void {
     channel.end();
   };
 
+  /**
+   * Holds a channel's request (exec, shell) for approval, then runs it or refuses it. Client input
+   * waits in the channel (and then in the client's SSH window) meanwhile; the client leaving or the
+   * connection ending withdraws the request.
+   */
+  const holdThenRun = (channel: ServerChannel, text: string, decision: SshDecision, what: string, run: (guarded: boolean) => void): void => {
+    channel.pause();
+    guardChannel(ctx, ch, channel);
+    const abort = new AbortController();
+    const untrack = ctx.track((message, status) => {
+      abort.abort();
+      if (channel.writable) channel.stderr.write(`${message}\r\n`);
+      channel.exit(status);
+      channel.end();
+    });
+    channel.once('close', () => abort.abort());
+    const say = (line: string): void => {
+      if (channel.writable) channel.stderr.write(`${line}\r\n`);
+    };
+    void holdForApproval(ctx, text, decision, say, abort.signal)
+      .then((outcome) => {
+        untrack();
+        if (abort.signal.aborted || ctx.gone.aborted || channel.destroyed) return;
+        if (outcome.decision === 'Approved') {
+          say(`warden: approved by ${outcome.decidedBy} (request ${outcome.request}${outcome.comment ? `: ${oneLine(outcome.comment)}` : ''})`);
+          run(true);
+          return;
+        }
+        const message = `warden: ${refusalText(what, outcome)}`;
+        ctx.log.add({ k: EventKind.Deny, reason: message, ...ruleOf(decision), what: ctx.log.payload(text) });
+        say(message);
+        channel.exit(DENIED_EXIT_STATUS);
+        channel.end();
+      })
+      .catch((error: unknown) => ctx.fail(`channel ${ch}`, error));
+  };
+
   session.on('shell', (accept) => {
     ctx.activity();
     const decision = ctx.decide({ protocol: 'ssh', kind: 'shell' });
     const channel = accept();
+    const run = (guarded: boolean): void =>
+      start(channel, (client) => openShell(client, pty === undefined ? false : ptyOptions(pty), { env }), {
+        terminal: pty !== undefined,
+        typed: pty !== undefined,
+      }, guarded);
+    if (decision.effect === 'RequireApproval' && ctx.requestApproval !== undefined) {
+      holdThenRun(channel, '(interactive shell)', decision, 'the interactive shell', run);
+      return;
+    }
     if (decision.effect !== 'Allow') {
       const message = denialMessage('interactive shell', decision);
       ctx.log.add({ k: EventKind.Deny, reason: message, ...ruleOf(decision), what: ctx.log.payload('shell') });
       refuse(channel, message);
       return;
     }
-    start(channel, (client) => openShell(client, pty === undefined ? false : ptyOptions(pty), { env }), {
-      terminal: pty !== undefined,
-      typed: pty !== undefined,
-    });
+    run(false);
   });
 
   session.on('exec', (accept, _reject, info) => {
@@ -178,12 +293,20 @@ export function handleSession(ctx: ConnectionContext, session: Session): void {
     const decision = ctx.decide({ protocol: 'ssh', kind: 'exec', command: info.command });
     ctx.log.add({ k: EventKind.Exec, ch, command: ctx.log.payload(info.command), decision: toEventDecision(decision), ...ruleOf(decision) });
     const channel = accept();
-    if (decision.effect !== 'Allow') {
-      refuse(channel, denialMessage(`command ${JSON.stringify(truncate(info.command, 200))}`, decision));
+    const what = `command ${JSON.stringify(truncate(info.command, 200))}`;
+    const options = pty === undefined ? { env } : { env, pty: ptyOptions(pty) };
+    const run = (guarded: boolean): void =>
+      start(channel, (client) => openExec(client, info.command, options), { terminal: pty !== undefined, typed: false }, guarded);
+    if (decision.effect === 'RequireApproval' && ctx.requestApproval !== undefined) {
+      // Held before anything reaches the target: the target channel is opened only once approved.
+      holdThenRun(channel, info.command, decision, what, run);
       return;
     }
-    const options = pty === undefined ? { env } : { env, pty: ptyOptions(pty) };
-    start(channel, (client) => openExec(client, info.command, options), { terminal: pty !== undefined, typed: false });
+    if (decision.effect !== 'Allow') {
+      refuse(channel, denialMessage(what, decision));
+      return;
+    }
+    run(false);
   });
 
   session.on('subsystem', (accept, reject, info) => {
@@ -258,6 +381,8 @@ function truncate(s: string, n: number): string {
   return s.length <= n ? s : `${s.slice(0, n)}…`;
 }
 
+const CTRL_C = Uint8Array.of(0x03);
+
 /** Relays an open shell/exec channel pair until the target closes it, then reports its exit. */
 function relaySession(
   ctx: ConnectionContext,
@@ -272,7 +397,81 @@ function relaySession(
   let refused = false;
 
   // Client → target. Interactive input goes through the typed-command detector: a line is decided
-  // before the Enter that submits it is passed on.
+  // before the Enter that submits it is passed on. A line held for approval keeps its Enter, and
+  // everything typed after it, at the gateway until the decision (see README: what is held).
+  const queue: InputPiece[] = [];
+  let queuedBytes = 0;
+  let held: AbortController | undefined;
+  const say = (line: string): void => {
+    if (channel.writable) channel.write(`\r\n${line}\r\n`);
+  };
+  const handle = (piece: InputPiece): void => {
+    if (piece.line === undefined || piece.line.command.trim().length === 0) {
+      writeWithPressure(upstream, piece.data, channel);
+      return;
+    }
+    const command = piece.line.command;
+    const decision = ctx.decide({ protocol: 'ssh', kind: 'typed', command });
+    ctx.log.add({
+      k: EventKind.Command,
+      ch,
+      command,
+      ...(piece.line.uncertain ? { uncertain: true as const } : {}),
+      decision: toEventDecision(decision),
+      ...ruleOf(decision),
+    });
+    if (decision.effect === 'Allow') {
+      writeWithPressure(upstream, piece.data, channel);
+      return;
+    }
+    // Everything but the Enter reaches the shell; the line is not submitted (yet).
+    const enter = piece.data.subarray(piece.data.length - 1);
+    writeWithPressure(upstream, piece.data.subarray(0, piece.data.length - 1), channel);
+    const what = `command ${JSON.stringify(truncate(command, 200))}`;
+    if (decision.effect === 'Deny' || ctx.requestApproval === undefined) {
+      const message = denialMessage(what, decision);
+      ctx.log.add({ k: EventKind.Deny, reason: message, ...ruleOf(decision), what: ctx.log.payload(command) });
+      refused = true;
+      ctx.terminate('denied-command', `${message}; closing the session`);
+      return;
+    }
+    const abort = new AbortController();
+    held = abort;
+    // The approver sees the line as the detector modelled it; say when that may not be what runs.
+    const uncertain = piece.line.uncertain
+      ? 'typed line that used history, completion or keys the gateway cannot follow: what the shell runs may differ from this text'
+      : undefined;
+    void holdForApproval(ctx, command, decision, say, abort.signal, uncertain)
+      .then((outcome) => {
+        held = undefined;
+        if (channel.destroyed || refused) return;
+        if (outcome.decision === 'Approved') {
+          say(`warden: approved by ${outcome.decidedBy} (request ${outcome.request})`);
+          writeWithPressure(upstream, enter, channel);
+        } else {
+          // The line must never run: Ctrl-C makes the shell (readline, zle, the tty's line
+          // discipline) abandon it, and input typed meanwhile is dropped with it.
+          const message = `warden: ${refusalText(what, outcome)}; the line was discarded`;
+          ctx.log.add({ k: EventKind.Deny, reason: message, ...ruleOf(decision), what: ctx.log.payload(command) });
+          say(message);
+          writeWithPressure(upstream, CTRL_C, channel);
+          queue.length = 0;
+          queuedBytes = 0;
+        }
+        drain();
+      })
+      .catch((error: unknown) => ctx.fail(`channel ${ch}`, error));
+  };
+  const drain = (): void => {
+    while (held === undefined && !refused && queue.length > 0) {
+      const piece = queue.shift() as InputPiece;
+      queuedBytes -= piece.data.length;
+      handle(piece);
+    }
+    if (held === undefined && channel.isPaused() && queuedBytes < MAX_HELD_INPUT) channel.resume();
+  };
+  channel.on('close', () => held?.abort());
+
   channel.on('data', (chunk: Buffer) => {
     if (refused) return;
     ctx.activity();
@@ -282,27 +481,16 @@ function relaySession(
       return;
     }
     for (const piece of detector.feed(chunk)) {
-      if (piece.line !== undefined && piece.line.command.trim().length > 0) {
-        const decision = ctx.decide({ protocol: 'ssh', kind: 'typed', command: piece.line.command });
-        ctx.log.add({
-          k: EventKind.Command,
-          ch,
-          command: piece.line.command,
-          ...(piece.line.uncertain ? { uncertain: true as const } : {}),
-          decision: toEventDecision(decision),
-          ...ruleOf(decision),
-        });
-        if (decision.effect !== 'Allow') {
-          // Everything but the Enter reaches the shell; the line is never submitted.
-          writeWithPressure(upstream, piece.data.subarray(0, piece.data.length - 1), channel);
-          const message = denialMessage(`command ${JSON.stringify(truncate(piece.line.command, 200))}`, decision);
-          ctx.log.add({ k: EventKind.Deny, reason: message, ...ruleOf(decision), what: ctx.log.payload(piece.line.command) });
-          refused = true;
-          ctx.terminate('denied-command', `${message}; closing the session`);
-          return;
-        }
+      if (held !== undefined) {
+        // Waiting for a decision: Ctrl-C gives up (withdraws); the rest waits its turn, bounded.
+        if (piece.data.includes(0x03)) held.abort();
+        queue.push(piece);
+        queuedBytes += piece.data.length;
+        if (queuedBytes >= MAX_HELD_INPUT) channel.pause();
+        continue;
       }
-      writeWithPressure(upstream, piece.data, channel);
+      handle(piece);
+      if (refused) return;
     }
   });
   channel.on('end', () => upstream.end());

@@ -4,11 +4,12 @@
  * configuration (src/sidecar/config.ts) is mapped onto {@link SshGatewayConfig} by the sidecar
  * entry point; tests build one directly.
  */
-import type { RuleEffect } from '../../api/types.ts';
+import type { RuleEffect, Subject } from '../../api/types.ts';
 import type { PolicySubject, SshCommand } from '../../policy/command.ts';
 import type { RecordingEvent } from '../../recorder/events.ts';
 import type { Identity } from '../auth/oidc.ts';
 import type { Approvals } from '../../approvals/types.ts';
+import type { SessionApprovalRequirement } from '../session-approval.ts';
 
 /** The algorithms offered to clients: modern only (curve25519, Ed25519, AEAD ciphers). */
 export const CLIENT_ALGORITHMS = {
@@ -53,6 +54,9 @@ export interface SshDecision {
   rule?: string;
   /** The rule's own message, when it has one. */
   message?: string;
+  /** RequireApproval only: who may approve and how long they have (the engine's Decision carries them). */
+  approvers?: Subject[];
+  approvalTimeoutMs?: number;
 }
 
 /** The policy seam (src/policy/engine.ts `PolicyEngine` fits structurally). */
@@ -63,6 +67,8 @@ export interface SshPolicy {
   sessionLimits(subject: PolicySubject): { maxDurationMs: number | null; idleTimeoutMs: number | null };
   /** Masking for terminal output of this subject's sessions; absent or `empty`: no masking. */
   masker?(subject: PolicySubject): TerminalMaskerSource;
+  /** Session-level JIT: undefined when the subject needs no approved Session request (docs/session-approval.md). */
+  sessionApproval?(subject: PolicySubject): SessionApprovalRequirement | undefined;
 }
 
 /** Streaming masker for terminal bytes split anywhere (src/masking/terminal.ts fits). */

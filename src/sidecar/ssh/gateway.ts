@@ -24,6 +24,11 @@ import { generateEd25519HostKey, type PinnedHostKey } from './host-keys.ts';
 import { SessionLog } from './recording.ts';
 import { guard } from './relay.ts';
 import { connectUpstream, parsePins } from './upstream.ts';
+import type { ApprovalHandle } from '../../approvals/types.ts';
+import { DEFAULTS } from '../../api/types.ts';
+import { parseGoDuration } from '../../policy/duration.ts';
+import { connectionName } from '../approvals.ts';
+import { onAccessExpiry, SessionApprovalGate } from '../session-approval.ts';
 
 // ssh2 is CommonJS without named exports Node can detect: take them from the default export.
 const { Server } = ssh2;
@@ -46,10 +51,12 @@ export class SshGateway {
   readonly #pins: PinnedHostKey[];
   readonly #connections = new Set<ClientConnection>();
   readonly #log: (line: string) => void;
+  readonly #gate: SessionApprovalGate;
 
   constructor(config: SshGatewayConfig) {
     this.config = config;
     this.#log = config.log ?? (() => {});
+    this.#gate = new SessionApprovalGate({ approvals: config.approvals, connection: config.connection, ...(config.now ? { now: config.now } : {}) });
     this.#pins = parsePins(config.upstream);
     if (config.upstream.privateKey === undefined && config.upstream.password === undefined) {
       throw new SshGatewayError(SshGatewayErrorCode.ConfigInvalid, 'the Connection has no credentials for the target: set privateKey or password in its Secret');
@@ -103,7 +110,7 @@ export class SshGateway {
   }
 
   #accept(client: Connection, info: ClientInfo): void {
-    const connection = new ClientConnection(this.config, this.#pins, client, info, this.#log);
+    const connection = new ClientConnection(this.config, this.#pins, client, info, this.#log, this.#gate);
     this.#connections.add(connection);
     connection.closed.then(
       () => this.#connections.delete(connection),
@@ -125,6 +132,13 @@ class ClientConnection {
   readonly #info: ClientInfo;
   readonly #diag: (line: string) => void;
   readonly #now: () => number;
+  readonly #gate: SessionApprovalGate;
+  /** Session-level JIT: when the approved access ends (the session is ended then). */
+  #access: { request: string; expiresAt: Date } | undefined;
+  #sessionId: string | undefined;
+  /** Aborted when the client connection is gone: requests held for approval are withdrawn. */
+  readonly #gone = new AbortController();
+  #cancelAccessTimer: (() => void) | undefined;
   readonly #stops = new Set<(message: string, status: number) => void>();
   #resolveClosed!: () => void;
   #subject: PolicySubject | undefined;
@@ -143,8 +157,9 @@ class ClientConnection {
   #lastActivity = 0;
   #masker: { empty: boolean; createStream(): ReturnType<NonNullable<ConnectionContext['masker']>> & object } | undefined;
 
-  constructor(config: SshGatewayConfig, pins: PinnedHostKey[], conn: Connection, info: ClientInfo, diag: (line: string) => void) {
+  constructor(config: SshGatewayConfig, pins: PinnedHostKey[], conn: Connection, info: ClientInfo, diag: (line: string) => void, gate: SessionApprovalGate) {
     this.#config = config;
+    this.#gate = gate;
     this.#pins = pins;
     this.#conn = conn;
     this.#info = info;
@@ -253,6 +268,22 @@ class ClientConnection {
       refuse(`recording is unavailable, so no session can start (${(error as Error).message})`);
       return;
     }
+    if (denied === undefined) {
+      // Session-level JIT: only while an approved Session request exists (docs/session-approval.md).
+      let requirement: ReturnType<NonNullable<SshGatewayConfig['policy']['sessionApproval']>>;
+      try {
+        requirement = this.#config.policy.sessionApproval?.(subject);
+      } catch (error) {
+        requirement = undefined;
+        denied = `session approval could not be evaluated (${(error as Error).message})`;
+      }
+      if (denied === undefined && requirement !== undefined) {
+        const gate = await this.#gate.admit(subject, requirement, { session: sessionInfo.id });
+        for (const event of gate.events) log.add(event);
+        if (!gate.admitted) denied = gate.message;
+        else if (gate.approval !== undefined) this.#access = { request: gate.approval.request, expiresAt: gate.approval.expiresAt };
+      }
+    }
     if (denied !== undefined) {
       log.add({ k: EventKind.Auth, ok: false, method: 'oidc', user: identity.user, groups: identity.groups, reason: denied });
       log.add({ k: EventKind.SessionEnd, reason: 'denied' });
@@ -267,6 +298,7 @@ class ClientConnection {
       return;
     }
     this.#subject = subject;
+    this.#sessionId = sessionInfo.id;
     this.#account = account;
     this.#log = log;
     log.add({ k: EventKind.Auth, ok: true, method: 'oidc', user: identity.user, groups: identity.groups, reason: admission.reason });
@@ -306,6 +338,12 @@ class ClientConnection {
     if (maxMs !== null) {
       this.#maxTimer = setTimeout(() => void this.end('max-duration', `warden: the session reached its maximum duration (${formatMs(maxMs)})`), maxMs);
     }
+    const access = this.#access;
+    if (access !== undefined) {
+      this.#cancelAccessTimer = onAccessExpiry(access.expiresAt, this.#now, () =>
+        void this.end('approval-expired', `warden: the approved access (request ${access.request}) has expired; the session is closed`),
+      );
+    }
     this.#activity();
 
     this.#upstream = connectUpstream(this.#config.upstream, this.#pins, this.#account).then((u) => {
@@ -341,6 +379,9 @@ class ClientConnection {
     return {
       subject,
       log,
+      connection: this.#config.connection,
+      gone: this.#gone.signal,
+      requestApproval: this.#config.approvals === undefined ? undefined : (text, decision, reason) => this.#requestApproval(text, decision, reason),
       record: { input: this.#config.record?.input ?? true, output: this.#config.record?.output ?? true },
       maskFlushMs: this.#config.limits?.maskFlushMs ?? 25,
       upstream: () => this.#upstream ?? Promise.reject(new SshGatewayError(SshGatewayErrorCode.UpstreamFailed, 'not connected')),
@@ -367,6 +408,24 @@ class ClientConnection {
       },
       diag: (line) => this.#diag(`ssh gateway: ${this.#info.ip}: ${line}`),
     };
+  }
+
+  #requestApproval(text: string, decision: SshDecision, reason: string | undefined): Promise<ApprovalHandle> {
+    const approvals = this.#config.approvals;
+    if (approvals === undefined) return Promise.reject(new Error('approvals are not configured on this gateway'));
+    const subject = this.#subject as PolicySubject;
+    return approvals.request({
+      requester: { user: subject.user, groups: [...subject.groups] },
+      connection: connectionName(this.#config.connection),
+      ...(this.#sessionId === undefined ? {} : { session: this.#sessionId }),
+      kind: 'Command',
+      command: { protocol: 'ssh', text },
+      ...(decision.policy === undefined ? {} : { policy: decision.policy }),
+      ...(decision.rule === undefined ? {} : { rule: decision.rule }),
+      ...(reason === undefined ? {} : { reason }),
+      approvers: decision.approvers ?? [],
+      timeoutMs: decision.approvalTimeoutMs ?? parseGoDuration(DEFAULTS.approvalTimeout),
+    });
   }
 
   #activity(): void {
@@ -410,6 +469,8 @@ class ClientConnection {
 
   async #onClose(): Promise<void> {
     for (const timer of [this.#authTimer, this.#maxTimer, this.#idleTimer]) if (timer !== undefined) clearTimeout(timer);
+    this.#cancelAccessTimer?.();
+    this.#gone.abort();
     this.#ended = true;
     this.#upstreamClient?.end();
     this.#upstream?.then((c) => c.end()).catch(() => {});
