@@ -2,12 +2,14 @@
 // through the kubeconfig, or a location given directly), opening the store it is in with nothing
 // but the bucket's credentials, and loading the public keys that vouch for it.
 
-import { readFileSync, statSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type Command, Option } from 'commander';
 import type { Session } from '../api/types.ts';
+import { findSessionFolder } from '../dev/sessions.ts';
+import { defaultStateDir, STATE_FILES } from '../dev/state.ts';
 import { type EncryptionKey, loadEncryptionKey, loadVerifyKey, type VerifyKey } from '../recorder/crypto.ts';
 import { RecorderError } from '../recorder/errors.ts';
 import { listSessionFolder } from '../recorder/reader.ts';
@@ -46,6 +48,24 @@ export interface AccessOptions {
   decryptionKey?: string[];
   kubeconfig?: string;
   namespace?: string;
+  /** The local recordings of `warden dev` (its state directory). */
+  dev?: boolean;
+  /** State directory of `warden dev` (implies dev). */
+  stateDir?: string;
+}
+
+/**
+ * With --dev (or --state-dir): the recordings and public key of `warden dev`'s state directory,
+ * unless --dir / --public-key say otherwise.
+ */
+export function withDevDefaults<T extends AccessOptions>(options: T, env: NodeJS.ProcessEnv = process.env): T {
+  if (!options.dev && options.stateDir === undefined) return options;
+  const state = options.stateDir ?? defaultStateDir(env);
+  return {
+    ...options,
+    dir: options.dir ?? join(state, STATE_FILES.recordings),
+    publicKey: options.publicKey ?? [join(state, STATE_FILES.publicKey)],
+  };
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -59,7 +79,9 @@ export function addAccessOptions(command: Command): Command {
     .option('--secret-key <key>', 'S3 secret key; prefer the env AWS_SECRET_ACCESS_KEY or --secret-key-file')
     .option('--secret-key-file <file>', 'file holding the S3 secret key')
     .addOption(new Option('--no-path-style', 'virtual-host-style bucket addressing (AWS); path style is the default'))
-    .option('--dir <root>', 'read from a local directory store instead of a bucket (warden dev)')
+    .option('--dir <root>', 'read from a local directory store instead of a bucket')
+    .option('--dev', 'read the local recordings of `warden dev` (with its public key)')
+    .option('--state-dir <dir>', 'state directory of `warden dev` (implies --dev; env WARDEN_DEV_HOME)')
     .option('--public-key <file>', 'Ed25519 public key (PEM or raw) trusted to have signed recordings; repeat during a key rotation (env WARDEN_PUBLIC_KEY)', collect)
     .option('--decryption-key <[kid=]file>', 'AES-256 key of client-side encrypted recordings; repeatable', collect)
     .option('--kubeconfig <file>', 'kubeconfig for finding a Session object (default: $KUBECONFIG or ~/.kube/config)')
@@ -82,7 +104,12 @@ function readSecretFile(path: string, what: string): string {
   }
 }
 
-export function loadPublicKeys(options: AccessOptions, env: NodeJS.ProcessEnv = process.env): VerifyKey[] {
+export function loadPublicKeys(given: AccessOptions, env: NodeJS.ProcessEnv = process.env): VerifyKey[] {
+  const options = withDevDefaults(given, env);
+  if ((given.dev || given.stateDir !== undefined) && given.publicKey === undefined) {
+    const file = options.publicKey?.[0] ?? '';
+    if (!existsSync(file)) throw new UsageError(`no recordings of warden dev yet: ${file} does not exist (start \`warden dev\` and connect once)`);
+  }
   const files = options.publicKey ?? (env.WARDEN_PUBLIC_KEY ? [env.WARDEN_PUBLIC_KEY] : []);
   if (files.length === 0) {
     throw new UsageError('give the public key that signed the recordings: --public-key <file> (the RecordingPolicy status shows it)');
@@ -172,9 +199,17 @@ function looksLikeLocation(arg: string): boolean {
 /** Finds the recording of `session`: a location, or the name of a Session object whose status says where. */
 export async function resolveRecording(
   session: string,
-  options: AccessOptions,
+  given: AccessOptions,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<ResolvedRecording> {
+  const options = withDevDefaults(given, env);
+  if (options.dir !== undefined && !session.includes('/') && !session.includes('://')) {
+    // A bare session id: find its folder (<prefix>/<yyyy>/<mm>/<dd>/<id>/) in the directory store.
+    const store = new DirectoryStore(options.dir);
+    const folder = await findSessionFolder(store, session);
+    if (!folder) throw new UsageError(`no session ${session} in ${store.description}; list them with \`warden sessions${given.dev ? ' --dev' : ` --dir ${options.dir}`}\``);
+    return { store, folder };
+  }
   if (looksLikeLocation(session)) return storeForLocation(session, options, env);
   const found = await findSessionObject(session, options);
   const location = found.status?.recording?.location;

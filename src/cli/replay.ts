@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
 import { EventKind, type RecordingEvent } from '../recorder/events.ts';
 import { ExportFormat, exportLines } from '../recorder/export.ts';
+import { noProgress, progressLine } from './progress.ts';
 import { readSessionEvents } from '../recorder/reader.ts';
 import { asciicastLines, isTerminalProtocol, playTerminal, printTimeline } from '../recorder/replay.ts';
 import {
@@ -149,11 +150,22 @@ export function exportCommand(): Command {
   usageExitCode(command);
   command.action(async (session: string, options: ExportOptions) => {
     await runCommand(async () => {
-      const { events } = await openEvents(session, options);
+      const { events, location } = await openEvents(session, options);
       const out = output(options.output);
+      // Progress only where it cannot mix with the export itself on the same terminal.
+      const progress = options.output !== undefined && options.output !== '-' ? progressLine(`exporting ${location}`) : noProgress;
+      async function* counted(): AsyncGenerator<RecordingEvent> {
+        let n = 0;
+        for await (const event of events) {
+          n += 1;
+          progress.update(`${n} events`);
+          yield event;
+        }
+      }
       try {
-        await writeLines(out.stream, exportLines(events, options.format));
+        await writeLines(out.stream, exportLines(counted(), options.format));
       } finally {
+        progress.done();
         await out.close();
       }
       return ExitCode.Ok;

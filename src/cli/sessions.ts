@@ -5,7 +5,9 @@ import { Command, Option } from 'commander';
 import { SESSION_PHASES, type Session } from '../api/types.ts';
 import { parseGoDuration } from '../policy/duration.ts';
 import { KubeSessionObjects } from '../recorder/session-objects.ts';
-import { ExitCode, kubeConfig, runCommand, UsageError, usageExitCode } from './recording-access.ts';
+import { listStoredSessions } from '../dev/sessions.ts';
+import { DirectoryStore } from '../recorder/store-dir.ts';
+import { ExitCode, kubeConfig, loadPublicKeys, runCommand, UsageError, usageExitCode, withDevDefaults } from './recording-access.ts';
 
 export interface SessionFilter {
   readonly user?: string;
@@ -76,12 +78,16 @@ interface SessionsOptions {
   phase?: string;
   since?: string;
   until?: string;
-  output?: 'table' | 'wide' | 'json';
+  output?: 'table' | 'wide' | 'json' | 'name';
+  dev?: boolean;
+  stateDir?: string;
+  dir?: string;
+  publicKey?: string[];
 }
 
 export function sessionsCommand(): Command {
   const command = new Command('sessions')
-    .description('List recorded sessions (Session objects) from the API server, newest first.')
+    .description('List recorded sessions (Session objects) from the API server, or the local recordings of `warden dev` (--dev), newest first.')
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config)')
     .option('-n, --namespace <ns>', 'namespace (default: the kubeconfig context namespace)')
     .option('-A, --all-namespaces', 'sessions of all namespaces')
@@ -90,12 +96,15 @@ export function sessionsCommand(): Command {
     .addOption(new Option('--phase <phase>', 'only sessions in this phase').choices([...SESSION_PHASES]))
     .option('--since <time>', 'started at or after: RFC 3339 time or a duration back from now (30m, 24h, 7d)')
     .option('--until <time>', 'started before: RFC 3339 time or a duration back from now')
-    .addOption(new Option('-o, --output <format>', 'table, wide or json').choices(['table', 'wide', 'json']).default('table'));
+    .addOption(new Option('-o, --output <format>', 'table, wide, json, or name (session ids only)').choices(['table', 'wide', 'json', 'name']).default('table'))
+    .option('--dev', 'the local recordings of `warden dev` instead of Session objects')
+    .option('--state-dir <dir>', 'state directory of `warden dev` (implies --dev; env WARDEN_DEV_HOME)')
+    .option('--dir <root>', 'the recordings in a local directory store instead of Session objects')
+    .option('--public-key <file>', 'with --dir: Ed25519 public key the recordings are signed with (repeatable)', (v: string, p: string[] | undefined) => [...(p ?? []), v]);
   usageExitCode(command);
   command.action(async (options: SessionsOptions) => {
     await runCommand(async () => {
-      const config = kubeConfig(options);
-      const namespace = options.allNamespaces ? undefined : (options.namespace ?? (config.getContextObject(config.getCurrentContext())?.namespace || 'default'));
+      const local = withDevDefaults(options);
       const filter: SessionFilter = {
         ...(options.user === undefined ? {} : { user: options.user }),
         ...(options.connection === undefined ? {} : { connection: options.connection }),
@@ -103,11 +112,24 @@ export function sessionsCommand(): Command {
         ...(options.since === undefined ? {} : { since: parseTimeBound('--since', options.since) }),
         ...(options.until === undefined ? {} : { until: parseTimeBound('--until', options.until) }),
       };
-      const sessions = filterSessions(await new KubeSessionObjects(config).list(namespace), filter);
-      if (options.output === 'json') {
+      let sessions: Session[];
+      let namespace: string | undefined;
+      if (local.dir !== undefined) {
+        // Local recordings (warden dev): rebuilt from the recordings, each one checked on the way.
+        namespace = options.namespace;
+        const all = await listStoredSessions(new DirectoryStore(local.dir), loadPublicKeys(local));
+        sessions = filterSessions(namespace === undefined ? all : all.filter((s) => s.metadata.namespace === namespace), filter);
+      } else {
+        const config = kubeConfig(options);
+        namespace = options.allNamespaces ? undefined : (options.namespace ?? (config.getContextObject(config.getCurrentContext())?.namespace || 'default'));
+        sessions = filterSessions(await new KubeSessionObjects(config).list(namespace), filter);
+      }
+      if (options.output === 'name') {
+        for (const session of sessions) process.stdout.write(`${session.metadata.name ?? ''}\n`);
+      } else if (options.output === 'json') {
         process.stdout.write(`${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: sessions }, null, 2)}\n`);
       } else if (sessions.length === 0) {
-        process.stderr.write(`No sessions found${namespace ? ` in namespace ${namespace}` : ''}.\n`);
+        process.stderr.write(`No sessions found${namespace ? ` in namespace ${namespace}` : ''}${local.dir !== undefined ? ` in ${local.dir}` : ''}.\n`);
       } else {
         for (const line of sessionTable(sessions, options.output === 'wide')) process.stdout.write(`${line}\n`);
       }

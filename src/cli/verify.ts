@@ -4,6 +4,7 @@
 
 import { Command } from 'commander';
 import { verifySessionFolder } from '../recorder/reader.ts';
+import { progressLine } from './progress.ts';
 import type { VerifyReport } from '../recorder/verify.ts';
 import {
   type AccessOptions,
@@ -64,18 +65,18 @@ export function verifyCommand(): Command {
       const { store, folder } = await resolveRecording(session, options);
       const location = store.url(folder);
       await assertSessionFolder(store, folder);
-      let lastProgress = Date.now();
-      const report = await verifySessionFolder(store, folder, {
-        trustedKeys,
-        decryptionKeys,
-        ...(options.allowOpen ? { allowOpen: true } : {}),
-        onProgress: (done, total) => {
-          if (total >= 50 && (Date.now() - lastProgress > 1000 || done === total)) {
-            lastProgress = Date.now();
-            process.stderr.write(`verifying ${location}: ${done}/${total} objects\n`);
-          }
-        },
-      });
+      const progress = progressLine(`verifying ${location}`);
+      let report;
+      try {
+        report = await verifySessionFolder(store, folder, {
+          trustedKeys,
+          decryptionKeys,
+          ...(options.allowOpen ? { allowOpen: true } : {}),
+          onProgress: (done, total) => progress.update(`${done}/${total} objects`),
+        });
+      } finally {
+        progress.done();
+      }
       if (options.json) process.stdout.write(`${JSON.stringify({ location, ...report }, null, 2)}\n`);
       else for (const line of formatReport(report, location)) process.stdout.write(`${line}\n`);
       return report.ok ? ExitCode.Ok : ExitCode.Problems;
