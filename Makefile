@@ -1,5 +1,5 @@
 # Convenience targets; each is a thin wrapper over an npm script or a hack/ script.
-.PHONY: all deps testbin test unit lint typecheck plane ci
+.PHONY: all deps testbin test unit lint typecheck plane ci kind-e2e
 all: test
 
 deps:            ## Debian packages the test plane runs (needs root)
@@ -18,5 +18,7 @@ typecheck: node_modules
 	npm run typecheck
 plane: node_modules  ## run the test plane until Ctrl-C
 	npm run plane
+kind-e2e: node_modules  ## build the image, run Warden in a kind cluster, run test/e2e/kind (skips without Docker/kind; docs/kind-e2e.md)
+	hack/kind-e2e.sh
 ci:              ## what CI runs
 	.ci/run

@@ -8,6 +8,7 @@ import { parseGoDuration } from '../policy/duration.ts';
 import { VERSION } from '../version.ts';
 import { type LogLevel, createLogger } from './log.ts';
 import { startController } from './manager.ts';
+import { bindControllerMetrics } from './metrics.ts';
 import { DEFAULT_HEALTH_PORT, type RenderSettings } from './render.ts';
 
 export const DEFAULT_IMAGE = `ghcr.io/warden-dev/warden:${VERSION}`;
@@ -66,7 +67,7 @@ export function registerControllerCommand(program: Command): Command {
     .option('--leader-elect', 'elect a leader among replicas through a coordination.k8s.io Lease', false)
     .option('--lease-namespace <namespace>', 'namespace of the leader-election Lease', env.POD_NAMESPACE ?? 'warden-system')
     .option('--lease-name <name>', 'name of the leader-election Lease', 'warden-controller')
-    .option('--health-port <port>', 'port of /healthz and /readyz (0: any free port)', port, 8081)
+    .option('--health-port <port>', 'port of /healthz, /readyz and /metrics (0: any free port)', port, 8081)
     .option('--image <image>', 'gateway image the rendered Deployments run', env.WARDEN_IMAGE ?? DEFAULT_IMAGE)
     .addOption(new Option('--image-pull-policy <policy>', 'imagePullPolicy of gateway containers').choices(['Always', 'IfNotPresent', 'Never']))
     .option('--gateway-health-port <port>', 'port of the gateways\' /healthz and /readyz', port, DEFAULT_HEALTH_PORT)
@@ -123,8 +124,13 @@ async function runController(flags: ControllerFlags): Promise<void> {
         }
       : {}),
   };
+  // Metrics on the health port (/metrics) and, when OTEL_EXPORTER_OTLP_ENDPOINT is set, traces.
+  const { startTelemetry } = await import('../observability/telemetry.ts');
+  const telemetry = await startTelemetry({ service: 'warden-controller' });
+  bindControllerMetrics(telemetry.meter);
   const controller = await startController({
     kubeConfig,
+    metrics: telemetry.handleMetrics,
     ...(flags.namespace ? { namespace: flags.namespace } : {}),
     settings,
     ...(flags.leaderElect ? {
@@ -149,7 +155,7 @@ async function runController(flags: ControllerFlags): Promise<void> {
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string): void => {
       log.info('shutting down', { signal });
-      controller.stop().then(resolve, (error: unknown) => {
+      controller.stop().then(telemetry.shutdown).then(resolve, (error: unknown) => {
         log.error('unclean shutdown', { error: String(error) });
         resolve();
       });

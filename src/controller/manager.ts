@@ -39,6 +39,8 @@ export interface ControllerOptions {
   /** Port of /healthz and /readyz; 0 picks a free one; undefined serves none. */
   healthPort?: number;
   healthHost?: string;
+  /** Answers GET /metrics on the health port (src/observability/telemetry.ts); without it: 404. */
+  metrics?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   /** Workers per reconciler (default 4). */
   workers?: number;
   /** How often every object is reconciled again regardless of events (default 10 min). */
@@ -193,6 +195,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
         // A standby (not leading) is ready: it is doing its job, which is to wait.
         const ready = stopping ? false : elector && !elector.isLeader ? true : active;
         res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ready ? 'ok\n' : 'not ready\n');
+      } else if (path === '/metrics' && options.metrics) {
+        options.metrics(req, res);
       } else {
         res.writeHead(404).end();
       }

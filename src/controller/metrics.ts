@@ -1,19 +1,46 @@
 /**
- * Controller metrics through the OpenTelemetry API. Without an SDK registered (none is, yet) the
- * API hands out no-op instruments, so this costs nothing; a deployment that registers a
- * MeterProvider (e.g. with a Prometheus exporter) gets them all without code changes here.
+ * Controller metrics through the OpenTelemetry API. Until `bindControllerMetrics` is called with a
+ * meter of a running SDK (`warden controller` does, src/observability/telemetry.ts) the
+ * instruments are the API's no-ops and cost nothing. Callers use `controllerMetrics.x` at call
+ * time, so rebinding replaces what every module records to.
  */
-import { metrics } from '@opentelemetry/api';
+import { type Counter, type Histogram, type Meter, metrics, type UpDownCounter } from '@opentelemetry/api';
+import { ControllerMetric } from '../observability/names.ts';
 
-const meter = metrics.getMeter('warden-controller');
+export interface ControllerInstruments {
+  reconciles: Counter;
+  reconcileErrors: Counter;
+  reconcileDuration: Histogram;
+  writes: Counter;
+  writesSkipped: Counter;
+  apiRequests: Counter;
+  queueDepth: UpDownCounter;
+  isLeader: UpDownCounter;
+}
 
-export const controllerMetrics = {
-  reconciles: meter.createCounter('warden_controller_reconciles_total', { description: 'Reconciles run, by controller and result' }),
-  reconcileErrors: meter.createCounter('warden_controller_reconcile_errors_total', { description: 'Reconciles that failed, by controller' }),
-  reconcileDuration: meter.createHistogram('warden_controller_reconcile_duration_seconds', { description: 'Time per reconcile', unit: 's' }),
-  writes: meter.createCounter('warden_controller_writes_total', { description: 'Objects written (applied or patched), by kind' }),
-  writesSkipped: meter.createCounter('warden_controller_writes_skipped_total', { description: 'Writes skipped because nothing changed, by kind' }),
-  apiRequests: meter.createCounter('warden_controller_api_requests_total', { description: 'Requests to the API server, by verb and code' }),
-  queueDepth: meter.createUpDownCounter('warden_controller_queue_depth', { description: 'Keys waiting in a work queue, by controller' }),
-  isLeader: meter.createUpDownCounter('warden_controller_leader', { description: '1 while this instance leads' }),
-};
+function instruments(meter: Meter): ControllerInstruments {
+  return {
+    reconciles: meter.createCounter(ControllerMetric.Reconciles, { description: 'Reconciles run, by controller and result' }),
+    reconcileErrors: meter.createCounter(ControllerMetric.ReconcileErrors, { description: 'Reconciles that failed, by controller' }),
+    reconcileDuration: meter.createHistogram(ControllerMetric.ReconcileDuration, {
+      description: 'Time per reconcile',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+    }),
+    writes: meter.createCounter(ControllerMetric.Writes, { description: 'Objects written (applied or patched), by kind' }),
+    writesSkipped: meter.createCounter(ControllerMetric.WritesSkipped, { description: 'Writes skipped because nothing changed, by kind' }),
+    apiRequests: meter.createCounter(ControllerMetric.ApiRequests, { description: 'Requests to the API server, by verb and code' }),
+    queueDepth: meter.createUpDownCounter(ControllerMetric.QueueDepth, { description: 'Keys waiting in a work queue, by controller' }),
+    isLeader: meter.createUpDownCounter(ControllerMetric.Leader, { description: '1 while this instance leads' }),
+  };
+}
+
+export const controllerMetrics: ControllerInstruments = instruments(metrics.getMeter('warden-controller'));
+
+/** Records the controller's metrics to `meter` from now on (call before starting the controller). */
+export function bindControllerMetrics(meter: Meter): void {
+  Object.assign(controllerMetrics, instruments(meter));
+  // An up-down counter starts at 0 in the new meter; report "not leading" explicitly so the
+  // series exists before the first election.
+  controllerMetrics.isLeader.add(0);
+}

@@ -73,10 +73,12 @@ export {
   DEFAULT_MEMORY_HIGH_WATER_BYTES,
   DEFAULT_SPOOL_MAX_BYTES,
   Recorder,
+  type RecorderObserver,
   type RecorderOptions,
   type RecoveredSession,
   type SessionCloseResult,
   SessionRecorder,
+  type SessionObserver,
   type SessionStartInfo,
 } from './recorder.ts';
 export { asciicastLines, isTerminalProtocol, playTerminal, printTimeline } from './replay.ts';

@@ -69,6 +69,21 @@ export interface RecorderOptions {
   /** Wall clock in ms since the epoch (default `Date.now`). */
   readonly wallClock?: () => number;
   readonly log?: (message: string) => void;
+  /** Metrics and traces (src/observability): told of every session, event and close. */
+  readonly observer?: RecorderObserver;
+}
+
+/**
+ * Watches sessions for metrics and traces without being part of the recording: it sees each event
+ * after the chunker took it, on the gateway's call stack, so it must be cheap and must not throw.
+ */
+export interface RecorderObserver {
+  sessionStarted(session: SessionRecorder): SessionObserver | undefined;
+}
+
+export interface SessionObserver {
+  event(event: RecordingEvent): void;
+  closed(reason: string, phase: SessionPhase): void;
 }
 
 /** What the gateway knows when a session starts. */
@@ -330,6 +345,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
   #shippedChunks = 0;
   #headSeq = -1;
   #headDigest: string | undefined;
+  readonly #observer: SessionObserver | undefined;
 
   constructor(recorder: Recorder, info: SessionStartInfo, hooks: { forget: () => void }) {
     super();
@@ -383,6 +399,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
       this.#reporter.setSnapshot(() => this.#runningStatus());
       this.#reporter.start(this.#spec(), { phase: 'Active', recording: { location: this.location, chunks: 0 } });
     }
+    this.#observer = options.observer?.sessionStarted(this);
 
     this.append({
       t: 0,
@@ -432,6 +449,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
     const sealed = this.#chunker.append(event);
     if (event.t > this.#lastT) this.#lastT = event.t;
     this.#count(event);
+    this.#observer?.event(event);
     for (const chunk of sealed) this.#enqueue({ kind: 'chunk', chunk });
     this.#armTimer();
     this.#reporter?.touch();
@@ -504,6 +522,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
     const { tail, manifest } = this.#chunker.close(meta);
     if (tail) this.#enqueue({ kind: 'chunk', chunk: tail });
     const phase = options.phase ?? phaseForEndReason(reason);
+    this.#observer?.closed(reason, phase);
     const message = options.message ?? (this.#failure ? this.#failure.message : phase === 'Closed' ? undefined : reason);
     void this.#reporter?.finish({
       phase,
