@@ -10,4 +10,7 @@ if (major < 24) {
   );
   process.exit(1);
 }
-await import('../src/cli/main.ts');
+// src/cli/main.ts parses argv only when it is the entry module (import.meta.main), which it is not
+// when imported from here: build the command tree and run it explicitly.
+const { buildCli } = await import('../src/cli/main.ts');
+await buildCli().parseAsync(process.argv);

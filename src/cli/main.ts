@@ -1,7 +1,10 @@
 import { Command } from 'commander';
 import { registerControllerCommand } from '../controller/cli.ts';
+import { devCommand } from '../dev/cli.ts';
 import { sidecarCommand } from '../sidecar/main.ts';
+import { uiCommand } from '../ui/cli.ts';
 import { VERSION } from '../version.ts';
+import { approvalCommands } from './approvals.ts';
 import { exportCommand, replayCommand } from './replay.ts';
 import { sessionsCommand } from './sessions.ts';
 import { verifyCommand } from './verify.ts';
@@ -23,6 +26,9 @@ export function buildCli(): Command {
   program.addCommand(exportCommand());
   program.addCommand(verifyCommand());
   program.addCommand(sidecarCommand());
+  program.addCommand(devCommand());
+  for (const command of approvalCommands()) program.addCommand(command);
+  program.addCommand(uiCommand());
   return program;
 }
 

@@ -94,6 +94,17 @@ describe('renderConnection', () => {
     expect(rules.find((r) => r.resources.includes('configmaps'))?.resourceNames).toEqual(['orders-db-gateway-config']);
   });
 
+  it('takes the approval webhook from two named keys of an optional Secret, never the whole Secret as environment', () => {
+    const result = renderConnection(inputs(aConnection('orders-db')));
+    const container = (object(result, 'Deployment').spec as any).template.spec.containers[0];
+    expect(container.envFrom).toBeUndefined();
+    const fromSecret = container.env.filter((e: any) => e.valueFrom?.secretKeyRef);
+    expect(fromSecret).toEqual([
+      { name: 'WARDEN_APPROVAL_WEBHOOK_URL', valueFrom: { secretKeyRef: { name: 'warden-approval-webhook', key: 'WARDEN_APPROVAL_WEBHOOK_URL', optional: true } } },
+      { name: 'WARDEN_APPROVAL_WEBHOOK_SECRET', valueFrom: { secretKeyRef: { name: 'warden-approval-webhook', key: 'WARDEN_APPROVAL_WEBHOOK_SECRET', optional: true } } },
+    ]);
+  });
+
   it('keeps the pod template unchanged when only policies change (no restart of gateways)', () => {
     const connection = aConnection('orders-db', {}, { team: 'payments' });
     const a = renderConnection(inputs(connection, { accessPolicies: [anAccessPolicy('p', { connections: ['orders-db'] })] }));

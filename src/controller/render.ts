@@ -44,6 +44,10 @@ import { ConditionType, Reason, type ReasonName } from './reasons.ts';
 import { selectorMatches } from './selectors.ts';
 
 /** What the controller knows of a Secret: its key names, never its values. */
+
+/** Optional Secret in the Connection's namespace with the approval webhook (docs/approvals.md). */
+export const APPROVAL_WEBHOOK_SECRET = 'warden-approval-webhook';
+const APPROVAL_WEBHOOK_KEYS = ['WARDEN_APPROVAL_WEBHOOK_URL', 'WARDEN_APPROVAL_WEBHOOK_SECRET'] as const;
 export interface SecretSummary {
   name: string;
   resourceVersion: string;
@@ -646,6 +650,7 @@ function gatewayObjects(
       { apiGroups: ['warden.dev'], resources: [RESOURCES.Session.plural], verbs: ['create', 'get', 'update', 'patch'] },
       { apiGroups: ['warden.dev'], resources: [`${RESOURCES.Session.plural}/status`], verbs: ['get', 'update', 'patch'] },
       { apiGroups: ['warden.dev'], resources: [RESOURCES.AccessRequest.plural], verbs: ['create', 'get', 'list', 'watch'] },
+      { apiGroups: ['warden.dev'], resources: [`${RESOURCES.AccessRequest.plural}/status`], verbs: ['get', 'update', 'patch'] },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
     ],
   };
@@ -686,7 +691,9 @@ function gatewayObjects(
       selector: { matchLabels: selector },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: { ...labels } },
+        // Prometheus' kubernetes_sd pod role reads these (docs/observability.md): /metrics is served
+        // on the health port.
+        metadata: { labels: { ...labels }, annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(healthPort), 'prometheus.io/path': '/metrics' } },
         spec: {
           serviceAccountName: names.serviceAccount,
           automountServiceAccountToken: true,
@@ -705,6 +712,13 @@ function gatewayObjects(
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'WARDEN_CONFIGMAP', value: names.configMap },
+                // Approval notifications (docs/approvals.md): two named keys of an optional Secret in
+                // the Connection's namespace, not envFrom, so the Secret cannot set anything else
+                // (NODE_OPTIONS, say) in the gateway.
+                ...APPROVAL_WEBHOOK_KEYS.map((key) => ({
+                  name: key,
+                  valueFrom: { secretKeyRef: { name: APPROVAL_WEBHOOK_SECRET, key, optional: true } },
+                })),
               ],
               ports: [
                 { name: 'listener', containerPort, protocol: 'TCP' },

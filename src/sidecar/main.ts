@@ -1,6 +1,7 @@
 // `warden sidecar --config <file>`: the gateway process the controller's Deployment runs
 // (src/controller/render.ts: args `sidecar --config /etc/warden/config/sidecar-config.json`, env
-// POD_NAME, POD_NAMESPACE, WARDEN_CONFIGMAP; ports `listener` and `health`).
+// POD_NAME, POD_NAMESPACE, WARDEN_CONFIGMAP; ports `listener` and `health` — the latter serves
+// /healthz, /readyz and the Prometheus /metrics, docs/observability.md).
 //
 // Start: load and validate the document (invalid → one error line, exit 1), compile the policies,
 // open the recorder (recover what a previous process left in the spool), start the protocol's
@@ -10,14 +11,18 @@
 // restart. SIGTERM/SIGINT: not ready, stop accepting, sessions get the grace period, recordings
 // are flushed, exit 0.
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
 import { createLogger, type Logger, type LogLevel } from '../controller/log.ts';
 import { parseGoDuration } from '../policy/duration.ts';
 import { openRecorderFromConfig } from '../recorder/from-config.ts';
+import type { SidecarTelemetry } from '../observability/sidecar-telemetry.ts';
+import type { Telemetry } from '../observability/telemetry.ts';
 import type { Recorder } from '../recorder/recorder.ts';
 import { KubeSessionObjects } from '../recorder/session-objects.ts';
+import { KubeApprovals } from '../approvals/kube.ts';
+import { webhookFromEnv } from '../approvals/webhook.ts';
 import { VERSION } from '../version.ts';
 import { resolveSidecarPath, SIDECAR_CONFIG_KEY, SIDECAR_PATHS, type SidecarConfig, SidecarConfigError } from './config.ts';
 import { type ConfigSource, SidecarConfigWatcher } from './config-watch.ts';
@@ -119,8 +124,12 @@ export async function runSidecar(options: SidecarOptions): Promise<RunningSideca
 
   let health: Server | undefined;
   let recorder: Recorder | undefined;
+  let approvals: KubeApprovals | undefined;
+  // Metrics (/metrics on the health port) and, with OTEL_EXPORTER_OTLP_ENDPOINT, traces: derived
+  // from the recorder's events (src/observability/sidecar-telemetry.ts).
+  const telemetry = await startSidecarTelemetry(config, env);
   try {
-    health = await startHealthServer(config.listener.healthPort, () => ready && !stopping, () => applied?.hash);
+    health = await startHealthServer(config.listener.healthPort, () => ready && !stopping, () => applied?.hash, telemetry.handleMetrics);
     const engine = buildPolicyEngine(config);
     for (const problem of engine.problems) log.warn('policy problem; its subjects are denied every command', { policy: problem.policy, code: problem.code, problem: problem.message });
     if (config.recording) {
@@ -129,7 +138,9 @@ export async function runSidecar(options: SidecarOptions): Promise<RunningSideca
         ...(api ? { sessionObjects: { client: new KubeSessionObjects(api.kubeConfig), namespace: api.namespace } } : {}),
         fsRoot: env.WARDEN_FS_ROOT,
         log: (message) => log.info(message, { part: 'recorder' }),
+        overrides: { observer: telemetry.sessions },
       });
+      telemetry.sessions.watchRecorder(recorder);
       const core = recorder;
       core
         .recover()
@@ -143,7 +154,9 @@ export async function runSidecar(options: SidecarOptions): Promise<RunningSideca
     const policy = new SwappablePolicyEngine(engine, config.recording ? undefined : NO_RECORDING_REASON);
     // Loaded here, not at the top: other `warden` commands need not load the protocol gateways.
     const { startGateway } = await import('./gateways.ts');
-    const gateway = await startGateway({ config, policy, verifier: tokenVerifier(config), recorder, log, host: options.host ?? '0.0.0.0', ...(api ? { api } : {}) });
+    // Just-in-time approvals need the API (AccessRequests); without it RequireApproval is refused.
+    approvals = api ? approvalsFromEnv(api, env, log) : undefined;
+    const gateway = await startGateway({ config, policy, verifier: tokenVerifier(config), recorder, log, host: options.host ?? '0.0.0.0', ...(api ? { api } : {}), ...(approvals ? { approvals } : {}) });
     state = { gateway, policy, recorder, bound: config };
     ready = true;
     log.info('gateway listening', { protocol: config.protocol, port: gateway.address.port, healthPort: config.listener.healthPort, policies: config.policies.map((p) => p.name) });
@@ -152,6 +165,7 @@ export async function runSidecar(options: SidecarOptions): Promise<RunningSideca
     await watcher.stop();
     recorder?.stop();
     health?.close();
+    await telemetry.shutdown();
     throw error;
   }
 
@@ -168,6 +182,7 @@ export async function runSidecar(options: SidecarOptions): Promise<RunningSideca
         log.info('stopping: no new sessions; open sessions may run on', { graceMs });
         await watcher.stop();
         await running.gateway.close(graceMs);
+        await approvals?.close(); // requests still waiting are withdrawn
         if (running.recorder) {
           // Sessions ended above; their final chunks and manifests are being uploaded.
           const flushed = await Promise.race([running.recorder.idle().then(() => true), delay(10_000).then(() => false)]);
@@ -179,9 +194,26 @@ export async function runSidecar(options: SidecarOptions): Promise<RunningSideca
           else resolve();
           health?.closeAllConnections();
         });
+        await telemetry.shutdown();
         log.info('stopped');
       })()),
   };
+}
+
+/**
+ * KubeApprovals in the pod's namespace. Environment: WARDEN_APPROVAL_COMMAND_WINDOW (Go duration,
+ * how long an approved Command covers a retry; default 5m), WARDEN_APPROVAL_WEBHOOK_URL and
+ * WARDEN_APPROVAL_WEBHOOK_SECRET (optional notifications, docs/approvals.md).
+ */
+function approvalsFromEnv(api: { kubeConfig: KubeConfig; namespace: string }, env: NodeJS.ProcessEnv, log: Logger): KubeApprovals {
+  const window = env.WARDEN_APPROVAL_COMMAND_WINDOW ? parseGoDuration(env.WARDEN_APPROVAL_COMMAND_WINDOW) : undefined;
+  const webhook = webhookFromEnv(env, (message, fields) => log.warn(message, { part: 'approvals', ...fields }));
+  return new KubeApprovals(api.kubeConfig, {
+    namespace: api.namespace,
+    ...(window === undefined ? {} : { commandWindowMs: window }),
+    ...(webhook ? { notify: webhook.notify } : {}),
+    log: (message, fields) => log.warn(message, { part: 'approvals', ...fields }),
+  });
 }
 
 const delay = async (ms: number): Promise<void> =>
@@ -189,7 +221,24 @@ const delay = async (ms: number): Promise<void> =>
     setTimeout(resolve, ms).unref();
   });
 
-async function startHealthServer(port: number, isReady: () => boolean, hash: () => string | undefined): Promise<Server> {
+async function startSidecarTelemetry(config: SidecarConfig, env: NodeJS.ProcessEnv): Promise<Telemetry & { sessions: SidecarTelemetry }> {
+  // Loaded here, not at the top: other `warden` commands need not load the OpenTelemetry SDK.
+  const [{ startTelemetry }, { SidecarTelemetry }] = await Promise.all([import('../observability/telemetry.ts'), import('../observability/sidecar-telemetry.ts')]);
+  const telemetry = await startTelemetry({
+    service: 'warden-sidecar',
+    env,
+    attributes: { 'warden.connection': `${config.connection.namespace}/${config.connection.name}`, 'warden.protocol': config.protocol },
+  });
+  const sessions = new SidecarTelemetry({ meter: telemetry.meter, exposition: telemetry.addExposition, ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}) });
+  return { ...telemetry, sessions };
+}
+
+async function startHealthServer(
+  port: number,
+  isReady: () => boolean,
+  hash: () => string | undefined,
+  metrics: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/healthz') {
@@ -197,6 +246,8 @@ async function startHealthServer(port: number, isReady: () => boolean, hash: () 
     } else if (path === '/readyz') {
       const ok = isReady();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready: ok, hash: hash() })}\n`);
+    } else if (path === '/metrics') {
+      metrics(req, res);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
