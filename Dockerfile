@@ -1,6 +1,6 @@
 # The one Warden image: `warden controller` and `warden sidecar` (the gateways) both run from it.
-# Node 24 runs the TypeScript sources directly (type stripping; docs/adr/0002), so there is no
-# build step: production dependencies plus src/.
+# Node 24 runs the TypeScript sources directly (type stripping; docs/adr/0002), so the server side
+# has no build step: production dependencies plus src/; only the web viewer's assets are built.
 #
 #   docker build -t ghcr.io/warden-dev/warden:0.1.0 .
 #
@@ -14,14 +14,28 @@ COPY package.json package-lock.json ./
 # parts are not built, see package.json allowScripts).
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
+# The web viewer's static assets (`warden ui`), built once with Vite from src/ui/web (dev
+# dependencies exist only in this stage).
+FROM node:24-slim AS ui
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY src ./src
+RUN node --input-type=module -e "const { ensureAssets } = await import('./src/ui/assets.ts'); await ensureAssets({ outDir: '/app/ui-assets' });"
+
 FROM node:24-slim
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--disable-warning=ExperimentalWarning
+    NODE_OPTIONS=--disable-warning=ExperimentalWarning \
+    WARDEN_UI_ASSETS=/app/ui
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
+# `warden dev` validates manifests against the CRD schemas and runs the sample local configuration.
+COPY crds ./crds
+COPY config/samples/local ./config/samples/local
+COPY --from=ui /app/ui-assets ./ui
 RUN chmod 0555 bin/warden.js && ln -s /app/bin/warden.js /usr/local/bin/warden \
     && groupadd --system --gid 10001 warden \
     && useradd --system --uid 10001 --gid warden --home-dir /nonexistent --shell /usr/sbin/nologin warden \

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test plane runs (and wrk, for bench/http.ts) (as throwaway instances started by the tests,
 # never as system services): PostgreSQL with psql/pgbench, pgbouncer, OpenSSH server and client,
-# nginx, openssl, tmux. Does nothing when all are present.
+# nginx, openssl, tmux, and chromium (headless, for the web viewer browser test). Does nothing when all are present.
 set -euo pipefail
-packages=(postgresql postgresql-client openssh-server openssh-client pgbouncer nginx-light openssl tmux ca-certificates wrk)
+packages=(postgresql postgresql-client openssh-server openssh-client pgbouncer nginx-light openssl tmux ca-certificates wrk chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
