@@ -156,8 +156,6 @@ export function devCommand(): Command {
       for (const f of running.failed) process.stderr.write(`warden dev: Connection ${f.namespace}/${f.name} not started: ${f.error.message}\n`);
       if (running.started.length === 0) {
         await running.stop();
-        const hint = opts.file === undefined && postgresUrl === undefined ? ' (for the sample configuration: --postgres-url postgres://user:password@host:5432/database)' : '';
-        process.stderr.write(`warden dev: no Connection could be started; fix the line(s) above and start again${hint}\n`);
         process.exitCode = 1;
         return;
       }
