@@ -4,9 +4,7 @@
 
 import { Command, Option } from 'commander';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { decide, DecisionError, isPending, listRequests, requestsTable } from '../approvals/decide.ts';
-import { shortCommand } from '../approvals/kube.ts';
-import { ExitCode, kubeConfig, runCommand, UsageError, usageExitCode } from './recording-access.ts';
+import { ExitCode, runCommand, UsageError, usageExitCode } from './command-kit.ts';
 
 interface ClusterOptions {
   kubeconfig?: string;
@@ -23,7 +21,9 @@ function addClusterOptions(command: Command): Command {
     .option('--as <user>', 'impersonate this user (needs impersonate permission)');
 }
 
-function clusterConfig(options: ClusterOptions): { config: KubeConfig; namespace: string } {
+async function clusterConfig(options: ClusterOptions): Promise<{ config: KubeConfig; namespace: string }> {
+  // Loaded here, not at the top: the Kubernetes client is the bulk of `warden --help`'s start-up.
+  const { kubeConfig } = await import('./recording-access.ts');
   const config = kubeConfig(options);
   if (options.context) {
     if (!config.getContextObject(options.context)) throw new UsageError(`no context ${JSON.stringify(options.context)} in the kubeconfig`);
@@ -40,6 +40,7 @@ function clusterConfig(options: ClusterOptions): { config: KubeConfig; namespace
 
 async function failOnDecisionError(body: () => Promise<number>): Promise<void> {
   await runCommand(async () => {
+    const { DecisionError } = await import('../approvals/decide.ts');
     try {
       return await body();
     } catch (error) {
@@ -67,7 +68,8 @@ export function requestsCommand(name = 'requests'): Command {
   usageExitCode(command);
   command.action(async (options: RequestsOptions) => {
     await failOnDecisionError(async () => {
-      const { config, namespace } = clusterConfig(options);
+      const { config, namespace } = await clusterConfig(options);
+      const { isPending, listRequests, requestsTable } = await import('../approvals/decide.ts');
       const now = Date.now();
       const all = await listRequests(config, options.allNamespaces ? undefined : namespace);
       const shown = options.all ? all : all.filter((r) => isPending(r, now));
@@ -97,7 +99,8 @@ export function decisionCommand(verb: 'approve' | 'deny'): Command {
   usageExitCode(command);
   command.action(async (name: string, options: DecideCommandOptions) => {
     await failOnDecisionError(async () => {
-      const { config, namespace } = clusterConfig(options);
+      const { config, namespace } = await clusterConfig(options);
+      const [{ decide }, { shortCommand }] = await Promise.all([import('../approvals/decide.ts'), import('../approvals/kube.ts')]);
       const decided = await decide(config, { namespace, name, decision, ...(options.comment ? { comment: options.comment } : {}) });
       const what = decided.spec.kind === 'Session' ? `session access to ${decided.spec.connection} for ${decided.spec.duration ?? '?'}` : shortCommand(decided.spec.command?.text, 80);
       process.stdout.write(`accessrequest.warden.dev/${name} ${decision.toLowerCase()} by ${decided.status?.decidedBy ?? '?'} (${decided.spec.requester.user}: ${what})\n`);

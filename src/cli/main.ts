@@ -1,15 +1,21 @@
 import { Command } from 'commander';
 import { registerControllerCommand } from '../controller/cli.ts';
 import { devCommand } from '../dev/cli.ts';
-import { sidecarCommand } from '../sidecar/main.ts';
 import { uiCommand } from '../ui/cli.ts';
 import { VERSION } from '../version.ts';
 import { approvalCommands } from './approvals.ts';
 import { exportCommand, replayCommand } from './replay.ts';
 import { sessionsCommand } from './sessions.ts';
+import { sidecarCommand } from './sidecar.ts';
 import { verifyCommand } from './verify.ts';
 
-/** Builds the `warden` command tree. Subcommands register themselves here as they land. */
+/**
+ * Builds the `warden` command tree. Subcommands register themselves here as they land. Command
+ * modules define their options cheaply and import what does the work inside their action, so that
+ * `warden --help` and quick commands such as `warden dev token` do not load the Kubernetes, S3 and
+ * telemetry clients. (src/controller/cli.ts and src/ui/cli.ts still import theirs at the top: until
+ * they do the same, every command pays for @kubernetes/client-node and minio.)
+ */
 export function buildCli(): Command {
   const program = new Command('warden')
     .description(

@@ -11,19 +11,7 @@ import { ExportFormat, exportLines } from '../recorder/export.ts';
 import { noProgress, progressLine } from './progress.ts';
 import { readSessionEvents } from '../recorder/reader.ts';
 import { asciicastLines, isTerminalProtocol, playTerminal, printTimeline } from '../recorder/replay.ts';
-import {
-  type AccessOptions,
-  addAccessOptions,
-  assertSessionFolder,
-  ExitCode,
-  loadDecryptionKeys,
-  loadPublicKeys,
-  resolveRecording,
-  runCommand,
-  UsageError,
-  usageExitCode,
-  writeLines,
-} from './recording-access.ts';
+import { type AccessOptions, addAccessOptions, ExitCode, runCommand, UsageError, usageExitCode } from './command-kit.ts';
 
 /** The first event (to learn the protocol) and the whole stream again. */
 async function peek(events: AsyncGenerator<RecordingEvent>): Promise<{ first: RecordingEvent | undefined; all: AsyncIterable<RecordingEvent> }> {
@@ -37,6 +25,8 @@ async function peek(events: AsyncGenerator<RecordingEvent>): Promise<{ first: Re
 }
 
 async function openEvents(session: string, options: AccessOptions): Promise<{ events: AsyncGenerator<RecordingEvent>; location: string; protocol?: string }> {
+  // Loaded here, not at the top: it brings the Kubernetes and S3 clients (see command-kit.ts).
+  const { assertSessionFolder, loadDecryptionKeys, loadPublicKeys, resolveRecording } = await import('./recording-access.ts');
   const trustedKeys = loadPublicKeys(options);
   const decryptionKeys = loadDecryptionKeys(options);
   const { store, folder, session: object } = await resolveRecording(session, options);
@@ -103,6 +93,7 @@ export function replayCommand(): Command {
       if (format !== 'timeline' && !terminal) {
         throw new UsageError(`${format} is for terminal (ssh) sessions; this is a ${protocol ?? 'unknown'} session: use --format timeline or warden export`);
       }
+      const { writeLines } = await import('./recording-access.ts');
       const out = output(options.output);
       try {
         if (format === 'asciicast') {
@@ -151,6 +142,7 @@ export function exportCommand(): Command {
   command.action(async (session: string, options: ExportOptions) => {
     await runCommand(async () => {
       const { events, location } = await openEvents(session, options);
+      const { writeLines } = await import('./recording-access.ts');
       const out = output(options.output);
       // Progress only where it cannot mix with the export itself on the same terminal.
       const progress = options.output !== undefined && options.output !== '-' ? progressLine(`exporting ${location}`) : noProgress;

@@ -4,10 +4,8 @@
 import { Command, Option } from 'commander';
 import { SESSION_PHASES, type Session } from '../api/types.ts';
 import { parseGoDuration } from '../policy/duration.ts';
-import { KubeSessionObjects } from '../recorder/session-objects.ts';
-import { listStoredSessions } from '../dev/sessions.ts';
 import { DirectoryStore } from '../recorder/store-dir.ts';
-import { ExitCode, kubeConfig, loadPublicKeys, runCommand, UsageError, usageExitCode, withDevDefaults } from './recording-access.ts';
+import { ExitCode, runCommand, UsageError, usageExitCode, withDevDefaults } from './command-kit.ts';
 
 export interface SessionFilter {
   readonly user?: string;
@@ -114,13 +112,17 @@ export function sessionsCommand(): Command {
       };
       let sessions: Session[];
       let namespace: string | undefined;
+      // Loaded here, not at the top: these bring the Kubernetes and S3 clients (see command-kit.ts).
+      const { kubeConfig, loadPublicKeys } = await import('./recording-access.ts');
       if (local.dir !== undefined) {
         // Local recordings (warden dev): rebuilt from the recordings, each one checked on the way.
         namespace = options.namespace;
+        const { listStoredSessions } = await import('../dev/sessions.ts');
         const all = await listStoredSessions(new DirectoryStore(local.dir), loadPublicKeys(local));
         sessions = filterSessions(namespace === undefined ? all : all.filter((s) => s.metadata.namespace === namespace), filter);
       } else {
         const config = kubeConfig(options);
+        const { KubeSessionObjects } = await import('../recorder/session-objects.ts');
         namespace = options.allNamespaces ? undefined : (options.namespace ?? (config.getContextObject(config.getCurrentContext())?.namespace || 'default'));
         sessions = filterSessions(await new KubeSessionObjects(config).list(namespace), filter);
       }

@@ -6,17 +6,7 @@ import { Command } from 'commander';
 import { verifySessionFolder } from '../recorder/reader.ts';
 import { progressLine } from './progress.ts';
 import type { VerifyReport } from '../recorder/verify.ts';
-import {
-  type AccessOptions,
-  addAccessOptions,
-  assertSessionFolder,
-  ExitCode,
-  loadDecryptionKeys,
-  loadPublicKeys,
-  resolveRecording,
-  runCommand,
-  usageExitCode,
-} from './recording-access.ts';
+import { type AccessOptions, addAccessOptions, ExitCode, runCommand, usageExitCode } from './command-kit.ts';
 
 interface VerifyOptions extends AccessOptions {
   allowOpen?: boolean;
@@ -60,6 +50,8 @@ export function verifyCommand(): Command {
   usageExitCode(command);
   command.action(async (session: string, options: VerifyOptions) => {
     await runCommand(async () => {
+      // Loaded here, not at the top: it brings the Kubernetes and S3 clients (see command-kit.ts).
+      const { assertSessionFolder, loadDecryptionKeys, loadPublicKeys, resolveRecording } = await import('./recording-access.ts');
       const trustedKeys = loadPublicKeys(options);
       const decryptionKeys = loadDecryptionKeys(options);
       const { store, folder } = await resolveRecording(session, options);

@@ -9,11 +9,11 @@
 // WARDEN_CONFIGMAP and POD_NAMESPACE are set, the mounted file otherwise) → new policy engine for
 // new statements and sessions; listener/target/OIDC/recording changes are logged as needing a
 // restart. SIGTERM/SIGINT: not ready, stop accepting, sessions get the grace period, recordings
-// are flushed, exit 0.
+// are flushed, exit 0. The command itself is defined in src/cli/sidecar.ts, which loads this module
+// only when it runs.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Command, Option } from 'commander';
 import { createLogger, type Logger, type LogLevel } from '../controller/log.ts';
 import { parseGoDuration } from '../policy/duration.ts';
 import { openRecorderFromConfig } from '../recorder/from-config.ts';
@@ -24,7 +24,7 @@ import { KubeSessionObjects } from '../recorder/session-objects.ts';
 import { KubeApprovals } from '../approvals/kube.ts';
 import { webhookFromEnv } from '../approvals/webhook.ts';
 import { VERSION } from '../version.ts';
-import { resolveSidecarPath, SIDECAR_CONFIG_KEY, SIDECAR_PATHS, type SidecarConfig, SidecarConfigError } from './config.ts';
+import { resolveSidecarPath, SIDECAR_PATHS, type SidecarConfig } from './config.ts';
 import { type ConfigSource, SidecarConfigWatcher } from './config-watch.ts';
 import type { RunningGateway } from './gateways.ts';
 import { buildPolicyEngine, NO_RECORDING_REASON, restartRequired, SwappablePolicyEngine, tokenVerifier } from './runtime.ts';
@@ -260,47 +260,4 @@ async function startHealthServer(
     });
   });
   return server;
-}
-
-/** `warden sidecar`: registered in src/cli/main.ts. */
-export function sidecarCommand(): Command {
-  return new Command('sidecar')
-    .description('run the gateway of one Connection from its sidecar configuration document (the controller\'s Deployment runs this)')
-    .requiredOption('--config <file>', `the sidecar configuration document (in a pod: ${SIDECAR_PATHS.configDir}/${SIDECAR_CONFIG_KEY})`)
-    .addOption(new Option('--grace-period <duration>', 'how long open sessions may run on after SIGTERM').default('50s'))
-    .addOption(new Option('--poll-interval <duration>', 'how often the mounted file is read when the API watch is not in use').default('2s'))
-    .action(async (opts: { config: string; gracePeriod: string; pollInterval: string }) => {
-      const log = createLogger({ level: (process.env.WARDEN_LOG_LEVEL as LogLevel | undefined) ?? 'info' }, { component: 'sidecar', ...(process.env.POD_NAME ? { pod: process.env.POD_NAME } : {}) });
-      let graceMs: number;
-      let pollMs: number;
-      try {
-        graceMs = parseGoDuration(opts.gracePeriod);
-        pollMs = parseGoDuration(opts.pollInterval);
-      } catch (error) {
-        log.error(`invalid option: ${(error as Error).message}`);
-        process.exit(1);
-      }
-      let sidecar: RunningSidecar;
-      try {
-        sidecar = await runSidecar({ configPath: opts.config, log, graceMs, pollMs: Math.max(100, pollMs) });
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        const message = error instanceof SidecarConfigError ? error.message : `cannot start: ${(error as Error).message}`;
-        log.error(message, { ...(typeof code === 'string' ? { code } : {}) });
-        process.exit(1);
-      }
-      process.on('unhandledRejection', (error) => log.error('unhandled rejection (kept running)', { error: error instanceof Error ? error : String(error) }));
-      await new Promise<void>((resolve) => {
-        const onSignal = (signal: NodeJS.Signals): void => {
-          log.info('signal received', { signal });
-          sidecar.stop().then(resolve, (error: unknown) => {
-            log.error('unclean stop', { error: error as Error });
-            resolve();
-          });
-        };
-        process.once('SIGTERM', onSignal);
-        process.once('SIGINT', onSignal);
-      });
-      process.exit(0);
-    });
 }
