@@ -3,22 +3,20 @@
 // OTLP/HTTP receiver. Real psql runs allowed, denied and masked statements; /metrics on the health
 // port is scraped with fetch before and after, and the spans the process exports are read back.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as Minio from 'minio';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { capture, freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
+import { type Captured, freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
 import { mintToken } from '../../test/plane/tokens.ts';
 import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KIND, sealSidecarConfig } from '../sidecar/config.ts';
 import { createTestDatabase, type TestDatabase } from '../sidecar/postgres/testing.ts';
-import { startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from '../sidecar/test-support.ts';
+import { createPlaneBucket, planeOidc, planePostgresTarget, planeRecording, psqlThroughGateway, renderedPolicy, startSidecarProcess, writeSidecarConfigFile } from '../sidecar/test-support.ts';
 import { SidecarMetric, SpanName } from './names.ts';
 import { type OtlpReceiver, otlpSpans, type Sample, sampleValue, scrape, startOtlpReceiver } from './test-support.ts';
 
 const plane = inject('plane');
-const psqlBin = join(plane.postgres.binDir, 'psql');
 const bucket = `obs-${process.pid.toString(36)}${randomBytes(3).toString('hex')}`;
 const PG = { protocol: 'postgres', connection: 'team/metrics-db' } as const;
 
@@ -31,20 +29,8 @@ let receiver: OtlpReceiver;
 let token: string;
 const logFile = join(process.env.WARDEN_TEST_LOG_DIR ?? plane.dir, `${bucket}-sidecar.log`);
 
-const psql = async (sql: string): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-  await capture(psqlBin, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
-    env: {
-      PATH: process.env.PATH,
-      PGHOST: '127.0.0.1',
-      PGPORT: String(port),
-      PGUSER: 'alice',
-      PGDATABASE: 'gateway',
-      PGSSLMODE: 'require',
-      PGPASSWORD: token,
-      PGAPPNAME: 'metrics-int-test',
-      PGCONNECT_TIMEOUT: '5',
-    },
-  });
+const psql = async (sql: string): Promise<Captured> =>
+  await psqlThroughGateway(plane.postgres.binDir, { port, user: 'alice', password: token, database: 'gateway', applicationName: 'metrics-int-test' }, sql);
 
 const metrics = async (): Promise<Sample[]> => await scrape(`http://127.0.0.1:${healthPort}/metrics`);
 
@@ -53,15 +39,12 @@ beforeAll(async () => {
   await db.admin('CREATE TABLE people (id int, email text)');
   await db.admin("INSERT INTO people VALUES (1, 'alice@example.com'), (2, 'bob@example.com')");
   await db.admin(`ALTER TABLE people OWNER TO ${db.user}`);
-  const minio = new Minio.Client({ endPoint: plane.minio.host, port: plane.minio.port, useSSL: false, accessKey: plane.minio.accessKey, secretKey: plane.minio.secretKey, region: plane.minio.region });
-  await minio.makeBucket(bucket, plane.minio.region);
+  await createPlaneBucket(plane.minio, bucket);
   token = await mintToken(plane.oidc, { user: 'alice', groups: ['dev'] });
   receiver = await startOtlpReceiver();
   root = mkdtempSync(join(tmpdir(), 'warden-obs-'));
   port = await freePort();
   healthPort = await freePort();
-  const secret = (name: string, key: string, value: string): { secret: string; key: string; file: string } => writeSecretFile(root, name, key, value);
-  const signing = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   writeSidecarConfigFile(
     root,
     sealSidecarConfig({
@@ -70,40 +53,17 @@ beforeAll(async () => {
       connection: { namespace: 'team', name: 'metrics-db', uid: 'uid-metrics-db', generation: 1 },
       protocol: 'postgres',
       listener: { port, healthPort },
-      target: { host: plane.postgres.host, port: plane.postgres.port, database: db.database, tls: { mode: 'disable' } },
-      credentials: { username: secret('db', 'username', db.user), password: secret('db', 'password', db.password) },
-      oidc: { issuer: plane.oidc.issuer, audience: plane.oidc.audience, usernameClaim: 'preferred_username', groupsClaim: 'groups', jwksUri: plane.oidc.jwksUri },
+      ...planePostgresTarget(root, plane.postgres, db, { secret: 'db' }),
+      oidc: planeOidc(plane.oidc, { jwks: true }),
       sessionLimits: {},
-      recording: {
-        policy: 'minio',
-        s3: {
-          endpoint: plane.minio.endpoint,
-          bucket,
-          region: plane.minio.region,
-          pathStyle: true,
-          prefix: 'team/metrics-db/',
-          accessKeyId: secret('minio', 'accessKeyId', plane.minio.accessKey),
-          secretAccessKey: secret('minio', 'secretAccessKey', plane.minio.secretKey),
-          sse: 'none',
-        },
-        record: { input: true, output: true, maxEventBytes: 65536, maxResultRows: 100 },
-        signingKey: secret('signing', 'key.pem', signing),
-        storeMasked: true,
-        onStorageFailure: 'FailClosed',
-      },
+      recording: planeRecording(root, plane.minio, { bucket, prefix: 'team/metrics-db/' }),
       secretVersions: { minio: '1', db: '1', signing: '1' },
       policies: [
-        {
-          name: 'devs',
-          uid: 'uid-devs',
-          generation: 1,
-          spec: {
-            subjects: [{ kind: 'Group', name: 'dev' }],
-            rules: [{ name: 'reads', effect: 'Allow', sql: { statementClasses: ['read'] } }],
-            masking: { rules: [{ name: 'emails', columns: ['email'], strategy: 'redact' }] },
-          },
-          problems: [],
-        },
+        renderedPolicy('devs', {
+          subjects: [{ kind: 'Group', name: 'dev' }],
+          rules: [{ name: 'reads', effect: 'Allow', sql: { statementClasses: ['read'] } }],
+          masking: { rules: [{ name: 'emails', columns: ['email'], strategy: 'redact' }] },
+        }),
       ],
     }),
   );

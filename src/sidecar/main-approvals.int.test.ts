@@ -3,14 +3,13 @@
 // the approval webhook configured through WARDEN_APPROVAL_WEBHOOK_URL/SECRET is called, signed,
 // on creation and on the decision.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as Minio from 'minio';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kubectl, kubectlOk } from '../../test/plane/kubectl.ts';
 import { freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
@@ -19,7 +18,7 @@ import type { AccessRequest } from '../api/types.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature, type WebhookPayload } from '../approvals/webhook.ts';
 import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KIND, sealSidecarConfig } from './config.ts';
 import { createTestDatabase, type TestDatabase } from './postgres/testing.ts';
-import { startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from './test-support.ts';
+import { createPlaneBucket, planeOidc, planePostgresTarget, planeRecording, renderedPolicy, startSidecarProcess, writeSidecarConfigFile } from './test-support.ts';
 
 const plane = inject('plane');
 const psqlBin = join(plane.postgres.binDir, 'psql');
@@ -57,13 +56,10 @@ beforeAll(async () => {
   await db.admin('CREATE TABLE notes (id int, body text)');
   await db.admin("INSERT INTO notes VALUES (1, 'hello'), (2, 'bye')");
   await db.admin(`ALTER TABLE notes OWNER TO ${db.user}`);
-  const minio = new Minio.Client({ endPoint: plane.minio.host, port: plane.minio.port, useSSL: false, accessKey: plane.minio.accessKey, secretKey: plane.minio.secretKey, region: plane.minio.region });
-  await minio.makeBucket(bucket, plane.minio.region);
+  await createPlaneBucket(plane.minio, bucket);
   root = mkdtempSync(join(tmpdir(), 'warden-sidecar-appr-'));
   port = await freePort();
   const healthPort = await freePort();
-  const w = (s: string, k: string, v: string): { secret: string; key: string; file: string } => writeSecretFile(root, s, k, v);
-  const signing = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   writeSidecarConfigFile(
     root,
     sealSidecarConfig({
@@ -72,44 +68,21 @@ beforeAll(async () => {
       connection: { namespace: ns, name: 'notes-db', uid: 'uid-notes', generation: 1 },
       protocol: 'postgres',
       listener: { port, healthPort },
-      target: { host: plane.postgres.host, port: plane.postgres.port, database: db.database, tls: { mode: 'disable' } },
-      credentials: { username: w('db', 'username', db.user), password: w('db', 'password', db.password) },
-      oidc: { issuer: plane.oidc.issuer, audience: plane.oidc.audience, usernameClaim: 'email', groupsClaim: 'groups', jwksUri: plane.oidc.jwksUri },
+      ...planePostgresTarget(root, plane.postgres, db, { secret: 'db' }),
+      oidc: planeOidc(plane.oidc, { usernameClaim: 'email', jwks: true }),
       sessionLimits: {},
-      recording: {
-        policy: 'minio',
-        s3: {
-          endpoint: plane.minio.endpoint,
-          bucket,
-          region: plane.minio.region,
-          pathStyle: true,
-          prefix: `${ns}/notes-db/`,
-          accessKeyId: w('minio', 'accessKeyId', plane.minio.accessKey),
-          secretAccessKey: w('minio', 'secretAccessKey', plane.minio.secretKey),
-          sse: 'none',
-        },
-        record: { input: true, output: true, maxEventBytes: 65536, maxResultRows: 100 },
-        signingKey: w('signing', 'key.pem', signing),
-        storeMasked: true,
-        onStorageFailure: 'FailClosed',
-      },
+      recording: planeRecording(root, plane.minio, { bucket, prefix: `${ns}/notes-db/` }),
       secretVersions: { db: '1', minio: '1', signing: '1' },
       policies: [
-        {
-          name: 'devs',
-          uid: 'uid-devs',
-          generation: 1,
-          spec: {
-            subjects: [{ kind: 'Group', name: 'dev' }],
-            approvers: [{ kind: 'User', name: 'alice@example.com' }],
-            approvalTimeout: '10m',
-            rules: [
-              { name: 'deletes-need-approval', effect: 'RequireApproval', sql: { statementClasses: ['write'] } },
-              { name: 'reads', effect: 'Allow', sql: { statementClasses: ['read'] } },
-            ],
-          },
-          problems: [],
-        },
+        renderedPolicy('devs', {
+          subjects: [{ kind: 'Group', name: 'dev' }],
+          approvers: [{ kind: 'User', name: 'alice@example.com' }],
+          approvalTimeout: '10m',
+          rules: [
+            { name: 'deletes-need-approval', effect: 'RequireApproval', sql: { statementClasses: ['write'] } },
+            { name: 'reads', effect: 'Allow', sql: { statementClasses: ['read'] } },
+          ],
+        }),
       ],
     }),
   );

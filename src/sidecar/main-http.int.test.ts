@@ -1,17 +1,16 @@
 // `warden sidecar` for an http Connection as a real subprocess in front of the plane's nginx:
 // bearer token in, policy per request, a policy change applied live, SIGTERM → exit 0.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as Minio from 'minio';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
 import { mintToken } from '../../test/plane/tokens.ts';
 import type { AccessRule } from '../api/types.ts';
 import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KIND, sealSidecarConfig, type SidecarConfig } from './config.ts';
-import { startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from './test-support.ts';
+import { createPlaneBucket, planeOidc, planeRecording, startSidecarProcess, writeSidecarConfigFile } from './test-support.ts';
 
 const plane = inject('plane');
 const bucket = `sidecar-http-${process.pid.toString(36)}${randomBytes(3).toString('hex')}`;
@@ -23,8 +22,6 @@ let gateway: ManagedProcess;
 let token: string;
 let base: Omit<SidecarConfig, 'hash' | 'policies'>;
 
-const secret = (name: string, key: string, value: string): { secret: string; key: string; file: string } =>
-  writeSecretFile(root, name, key, value);
 const writeConfig = (rules: AccessRule[]): SidecarConfig => {
   const config = sealSidecarConfig({ ...base, policies: [{ name: 'web', uid: 'p', generation: 1, spec: { subjects: [{ kind: 'User', name: 'erin' }], rules }, problems: [] }] });
   writeSidecarConfigFile(root, config);
@@ -36,8 +33,7 @@ const call = async (method: string, auth = `Bearer ${token}`): Promise<{ status:
 };
 
 beforeAll(async () => {
-  const minio = new Minio.Client({ endPoint: plane.minio.host, port: plane.minio.port, useSSL: false, accessKey: plane.minio.accessKey, secretKey: plane.minio.secretKey, region: plane.minio.region });
-  await minio.makeBucket(bucket, plane.minio.region);
+  await createPlaneBucket(plane.minio, bucket);
   token = await mintToken(plane.oidc, { user: 'erin' });
   root = mkdtempSync(join(tmpdir(), 'warden-sidecar-http-'));
   port = await freePort();
@@ -50,25 +46,9 @@ beforeAll(async () => {
     listener: { port, healthPort },
     target: { url: `http://${plane.nginx.host}:${plane.nginx.port}` },
     credentials: {},
-    oidc: { issuer: plane.oidc.issuer, audience: plane.oidc.audience, usernameClaim: 'preferred_username', groupsClaim: 'groups' },
+    oidc: planeOidc(plane.oidc),
     sessionLimits: {},
-    recording: {
-      policy: 'minio',
-      s3: {
-        endpoint: plane.minio.endpoint,
-        bucket,
-        region: plane.minio.region,
-        pathStyle: true,
-        prefix: 'team/web/',
-        accessKeyId: secret('minio', 'accessKeyId', plane.minio.accessKey),
-        secretAccessKey: secret('minio', 'secretAccessKey', plane.minio.secretKey),
-        sse: 'none',
-      },
-      record: { input: true, output: true, maxEventBytes: 65536, maxResultRows: 100 },
-      signingKey: secret('signing', 'key.pem', generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
-      storeMasked: true,
-      onStorageFailure: 'FailClosed',
-    },
+    recording: planeRecording(root, plane.minio, { bucket, prefix: 'team/web/' }),
     secretVersions: { minio: '1', signing: '1' },
   };
   writeConfig([{ name: 'get', effect: 'Allow', http: { methods: ['GET'], paths: ['/echo'] } }]);

@@ -2,18 +2,18 @@
 // client, token as password): exec decided by policy, a policy change applied live, a generated
 // host key announced in the log, SIGTERM → exit 0.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as Minio from 'minio';
+import type * as Minio from 'minio';
 import { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
 import { mintToken } from '../../test/plane/tokens.ts';
 import type { AccessRule } from '../api/types.ts';
 import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KIND, sealSidecarConfig, type SidecarConfig } from './config.ts';
-import { startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from './test-support.ts';
+import { createPlaneBucket, planeOidc, planeRecording, startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from './test-support.ts';
 
 const plane = inject('plane');
 const bucket = `sidecar-ssh-${process.pid.toString(36)}${randomBytes(3).toString('hex')}`;
@@ -56,8 +56,7 @@ const exec = async (command: string): Promise<{ code: number | null; stdout: str
   });
 
 beforeAll(async () => {
-  minio = new Minio.Client({ endPoint: plane.minio.host, port: plane.minio.port, useSSL: false, accessKey: plane.minio.accessKey, secretKey: plane.minio.secretKey, region: plane.minio.region });
-  await minio.makeBucket(bucket, plane.minio.region);
+  minio = await createPlaneBucket(plane.minio, bucket);
   token = await mintToken(plane.oidc, { user: 'erin' });
   root = mkdtempSync(join(tmpdir(), 'warden-sidecar-ssh-'));
   port = await freePort();
@@ -70,25 +69,9 @@ beforeAll(async () => {
     listener: { port, healthPort },
     target: { host: plane.ssh.host, port: plane.ssh.port, hostKeys: plane.ssh.hostKeys },
     credentials: { username: secret('box', 'username', plane.ssh.user), privateKey: secret('box', 'privateKey', readFileSync(plane.ssh.privateKeyFile, 'utf8')) },
-    oidc: { issuer: plane.oidc.issuer, audience: plane.oidc.audience, usernameClaim: 'preferred_username', groupsClaim: 'groups' },
+    oidc: planeOidc(plane.oidc),
     sessionLimits: {},
-    recording: {
-      policy: 'minio',
-      s3: {
-        endpoint: plane.minio.endpoint,
-        bucket,
-        region: plane.minio.region,
-        pathStyle: true,
-        prefix: 'team/box/',
-        accessKeyId: secret('minio', 'accessKeyId', plane.minio.accessKey),
-        secretAccessKey: secret('minio', 'secretAccessKey', plane.minio.secretKey),
-        sse: 'none',
-      },
-      record: { input: true, output: true, maxEventBytes: 65536, maxResultRows: 100 },
-      signingKey: secret('signing', 'key.pem', generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
-      storeMasked: true,
-      onStorageFailure: 'FailClosed',
-    },
+    recording: planeRecording(root, plane.minio, { bucket, prefix: 'team/box/' }),
     secretVersions: { box: '1', minio: '1', signing: '1' },
   };
   writeConfig([{ name: 'echo', effect: 'Allow', ssh: { exec: ['echo .*'] } }]);

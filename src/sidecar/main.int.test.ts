@@ -4,22 +4,21 @@
 // the file reaches new statements within 5 s while an open session stays usable; SIGTERM → exit 0
 // with the recordings in the bucket.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as Minio from 'minio';
+import type * as Minio from 'minio';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { capture, freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
+import { type Captured, freePort, type ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
 import { mintToken } from '../../test/plane/tokens.ts';
 import type { AccessRule } from '../api/types.ts';
 import { type RenderedPolicy, SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KIND, sealSidecarConfig, type SidecarConfig } from './config.ts';
 import { createTestDatabase, type TestDatabase } from './postgres/testing.ts';
-import { startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from './test-support.ts';
+import { createPlaneBucket, planeOidc, planePostgresTarget, planeRecording, psqlThroughGateway, renderedPolicy, startSidecarProcess, writeSidecarConfigFile } from './test-support.ts';
 
 const plane = inject('plane');
-const psqlBin = join(plane.postgres.binDir, 'psql');
 const bucket = `sidecar-${process.pid.toString(36)}${randomBytes(3).toString('hex')}`;
 
 let db: TestDatabase;
@@ -31,16 +30,7 @@ let token: string;
 let minio: Minio.Client;
 const logFile = join(process.env.WARDEN_TEST_LOG_DIR ?? plane.dir, `${bucket}-sidecar.log`);
 
-const writeSecret = (secret: string, key: string, value: string): { secret: string; key: string; file: string } =>
-  writeSecretFile(root, secret, key, value);
-
-const policy = (rules: AccessRule[]): RenderedPolicy => ({
-  name: 'devs',
-  uid: 'uid-devs',
-  generation: 1,
-  spec: { subjects: [{ kind: 'Group', name: 'dev' }], rules },
-  problems: [],
-});
+const policy = (rules: AccessRule[]): RenderedPolicy => renderedPolicy('devs', { subjects: [{ kind: 'Group', name: 'dev' }], rules });
 
 let base: Omit<SidecarConfig, 'hash' | 'policies'>;
 const writeConfig = (rules: AccessRule[]): SidecarConfig => {
@@ -49,20 +39,8 @@ const writeConfig = (rules: AccessRule[]): SidecarConfig => {
   return config;
 };
 
-const psql = async (sql: string) =>
-  await capture(psqlBin, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
-    env: {
-      PATH: process.env.PATH,
-      PGHOST: '127.0.0.1',
-      PGPORT: String(port),
-      PGUSER: 'alice',
-      PGDATABASE: 'gateway',
-      PGSSLMODE: 'require',
-      PGPASSWORD: token,
-      PGAPPNAME: 'sidecar-int-test',
-      PGCONNECT_TIMEOUT: '5',
-    },
-  });
+const psql = async (sql: string): Promise<Captured> =>
+  await psqlThroughGateway(plane.postgres.binDir, { port, user: 'alice', password: token, database: 'gateway', applicationName: 'sidecar-int-test' }, sql);
 
 const logLines = (): Array<Record<string, unknown>> =>
   readFileSync(logFile, 'utf8')
@@ -75,40 +53,22 @@ beforeAll(async () => {
   await db.admin('CREATE TABLE notes (id int, body text)');
   await db.admin("INSERT INTO notes VALUES (1, 'hello')");
   await db.admin(`ALTER TABLE notes OWNER TO ${db.user}`);
-  minio = new Minio.Client({ endPoint: plane.minio.host, port: plane.minio.port, useSSL: false, accessKey: plane.minio.accessKey, secretKey: plane.minio.secretKey, region: plane.minio.region });
-  await minio.makeBucket(bucket, plane.minio.region);
+  minio = await createPlaneBucket(plane.minio, bucket);
   token = await mintToken(plane.oidc, { user: 'alice', groups: ['dev'] });
   root = mkdtempSync(join(tmpdir(), 'warden-sidecar-'));
   port = await freePort();
   healthPort = await freePort();
-  const signing = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   base = {
     apiVersion: SIDECAR_CONFIG_API_VERSION,
     kind: SIDECAR_CONFIG_KIND,
     connection: { namespace: 'team', name: 'orders', uid: 'uid-orders', generation: 1 },
     protocol: 'postgres',
     listener: { port, healthPort },
-    target: { host: plane.postgres.host, port: plane.postgres.port, database: db.database, tls: { mode: 'disable' } },
-    credentials: { username: writeSecret('orders-db', 'username', `${db.user}\n`), password: writeSecret('orders-db', 'password', db.password) },
-    oidc: { issuer: plane.oidc.issuer, audience: plane.oidc.audience, usernameClaim: 'preferred_username', groupsClaim: 'groups', jwksUri: plane.oidc.jwksUri },
+    // The username file ends in a newline, as Secrets written by hand often do: the gateway trims it.
+    ...planePostgresTarget(root, plane.postgres, db, { secret: 'orders-db', username: `${db.user}\n` }),
+    oidc: planeOidc(plane.oidc, { jwks: true }),
     sessionLimits: {},
-    recording: {
-      policy: 'minio',
-      s3: {
-        endpoint: plane.minio.endpoint,
-        bucket,
-        region: plane.minio.region,
-        pathStyle: true,
-        prefix: 'team/orders/',
-        accessKeyId: writeSecret('minio', 'accessKeyId', plane.minio.accessKey),
-        secretAccessKey: writeSecret('minio', 'secretAccessKey', plane.minio.secretKey),
-        sse: 'none',
-      },
-      record: { input: true, output: true, maxEventBytes: 65536, maxResultRows: 100 },
-      signingKey: writeSecret('signing', 'key.pem', signing),
-      storeMasked: true,
-      onStorageFailure: 'FailClosed',
-    },
+    recording: planeRecording(root, plane.minio, { bucket, prefix: 'team/orders/' }),
     secretVersions: { minio: '1', 'orders-db': '1', signing: '1' },
   };
   writeConfig([{ name: 'reads', effect: 'Allow', sql: { statementClasses: ['read'] } }]);

@@ -14,7 +14,6 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as Minio from 'minio';
 import pg from 'pg';
 import { Client } from 'ssh2';
 import { stringify } from 'yaml';
@@ -31,7 +30,7 @@ import { S3Store } from '../../src/recorder/store-s3.ts';
 import { redacted } from '../../src/masking/strategies.ts';
 import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KEY, SIDECAR_CONFIG_KIND, sealSidecarConfig, serializeSidecarConfig, type SidecarConfig } from '../../src/sidecar/config.ts';
 import { createTestDatabase } from '../../src/sidecar/postgres/testing.ts';
-import { startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from '../../src/sidecar/test-support.ts';
+import { createPlaneBucket, planeOidc, planePostgresTarget, planeRecording, renderedPolicy, startSidecarProcess, writeSecretFile, writeSidecarConfigFile } from '../../src/sidecar/test-support.ts';
 import { ensureAssets } from '../../src/ui/assets.ts';
 
 const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
@@ -127,8 +126,7 @@ export async function startViewerWorld(plane: PlaneInfo, label: string): Promise
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    const minio = new Minio.Client({ endPoint: plane.minio.host, port: plane.minio.port, useSSL: false, accessKey: plane.minio.accessKey, secretKey: plane.minio.secretKey, region: plane.minio.region });
-    await minio.makeBucket(bucket, plane.minio.region);
+    await createPlaneBucket(plane.minio, bucket);
     await kubectlOk(plane.kube, ['apply', '--server-side', '--force-conflicts', '--field-manager=ui-test', '-f', 'crds/']);
     await kubectlOk(plane.kube, ['create', 'namespace', namespace]);
     cleanups.push(async () => void (await kubectlOk(plane.kube, ['delete', 'namespace', namespace, '--wait=false'])));
@@ -187,25 +185,9 @@ export async function startViewerWorld(plane: PlaneInfo, label: string): Promise
       listener: { port: sshPort, healthPort },
       target: { host: plane.ssh.host, port: plane.ssh.port, hostKeys: plane.ssh.hostKeys },
       credentials: { username: secret('box', 'username', plane.ssh.user), privateKey: secret('box', 'privateKey', readFileSync(plane.ssh.privateKeyFile, 'utf8')) },
-      oidc: { issuer: plane.oidc.issuer, audience: plane.oidc.audience, usernameClaim: 'preferred_username', groupsClaim: 'groups' },
+      oidc: planeOidc(plane.oidc),
       sessionLimits: {},
-      recording: {
-        policy: 'ops',
-        s3: {
-          endpoint: plane.minio.endpoint,
-          bucket,
-          region: plane.minio.region,
-          pathStyle: true,
-          prefix: 'ops/',
-          accessKeyId: secret('minio', 'accessKeyId', plane.minio.accessKey),
-          secretAccessKey: secret('minio', 'secretAccessKey', plane.minio.secretKey),
-          sse: 'none',
-        },
-        record: { input: true, output: true, maxEventBytes: 65536, maxResultRows: 100 },
-        signingKey: secret('signing', 'key.pem', opsKey.privatePem),
-        storeMasked: true,
-        onStorageFailure: 'FailClosed',
-      },
+      recording: planeRecording(root, plane.minio, { bucket, prefix: 'ops/', policy: 'ops', signingKey: opsKey.privatePem }),
       secretVersions: { box: '1', minio: '1', signing: '1' },
       policies: [{ name: 'ops', uid: 'p', generation: 1, spec: { subjects: [{ kind: 'User', name: 'erin' }], rules: [{ name: 'work', effect: 'Allow', ssh: { shell: true, exec: ['.*'] } }] }, problems: [] }],
     } as Omit<SidecarConfig, 'hash'>);
@@ -255,50 +237,26 @@ export async function startViewerWorld(plane: PlaneInfo, label: string): Promise
     const pgPort = await freePort();
     const pgHealthPort = await freePort();
     const pgRoot = join(root, 'pg');
-    const pgSecret = (name: string, key: string, value: string): { secret: string; key: string; file: string } => writeSecretFile(pgRoot, name, key, value);
     const pgConfig: SidecarConfig = sealSidecarConfig({
       apiVersion: SIDECAR_CONFIG_API_VERSION,
       kind: SIDECAR_CONFIG_KIND,
       connection: { namespace, name: 'orders-db', uid: 'uid-orders-db', generation: 1 },
       protocol: 'postgres',
       listener: { port: pgPort, healthPort: pgHealthPort },
-      target: { host: plane.postgres.host, port: plane.postgres.port, database: db.database, tls: { mode: 'disable' } },
-      credentials: { username: pgSecret('orders-db', 'username', db.user), password: pgSecret('orders-db', 'password', db.password) },
-      oidc: { issuer: plane.oidc.issuer, audience: plane.oidc.audience, usernameClaim: 'preferred_username', groupsClaim: 'groups', jwksUri: plane.oidc.jwksUri },
+      ...planePostgresTarget(pgRoot, plane.postgres, db, { secret: 'orders-db' }),
+      oidc: planeOidc(plane.oidc, { jwks: true }),
       sessionLimits: {},
-      recording: {
-        policy: 'ops',
-        s3: {
-          endpoint: plane.minio.endpoint,
-          bucket,
-          region: plane.minio.region,
-          pathStyle: true,
-          prefix: 'ops/',
-          accessKeyId: pgSecret('minio', 'accessKeyId', plane.minio.accessKey),
-          secretAccessKey: pgSecret('minio', 'secretAccessKey', plane.minio.secretKey),
-          sse: 'none',
-        },
-        record: { input: true, output: true, maxEventBytes: 65536, maxResultRows: 100 },
-        signingKey: pgSecret('signing', 'key.pem', opsKey.privatePem),
-        storeMasked: true,
-        onStorageFailure: 'FailClosed',
-      },
+      recording: planeRecording(pgRoot, plane.minio, { bucket, prefix: 'ops/', policy: 'ops', signingKey: opsKey.privatePem }),
       secretVersions: { 'orders-db': '1', minio: '1', signing: '1' },
       policies: [
-        {
-          name: 'ops',
-          uid: 'uid-ops',
-          generation: 1,
-          spec: {
-            subjects: [{ kind: 'Group', name: 'dev' }],
-            rules: [
-              { name: 'no-ddl', effect: 'Deny', sql: { statementClasses: ['ddl'] } },
-              { name: 'read', effect: 'Allow', sql: { statementClasses: ['read'] } },
-            ],
-            masking: { rules: [{ name: 'emails', columns: ['email'], strategy: 'redact' }] },
-          },
-          problems: [],
-        },
+        renderedPolicy('ops', {
+          subjects: [{ kind: 'Group', name: 'dev' }],
+          rules: [
+            { name: 'no-ddl', effect: 'Deny', sql: { statementClasses: ['ddl'] } },
+            { name: 'read', effect: 'Allow', sql: { statementClasses: ['read'] } },
+          ],
+          masking: { rules: [{ name: 'emails', columns: ['email'], strategy: 'redact' }] },
+        }),
       ],
     } as Omit<SidecarConfig, 'hash'>);
     writeSidecarConfigFile(pgRoot, pgConfig);
