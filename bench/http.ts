@@ -5,6 +5,10 @@
 //
 //   node_modules/.bin/node bench/http.ts
 //   BENCH_SECONDS=20 BENCH_KUBECTL=50 node_modules/.bin/node bench/http.ts
+//   BENCH_SIZES=small BENCH_CONNECTIONS=1,64 BENCH_KUBECTL=0 node_modules/.bin/node bench/http.ts   # quick iteration
+//   BENCH_ROUNDS=3 …   repeat the whole target cycle, report medians (a busy machine)
+//   BENCH_GATEWAY_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' …   extra node flags for the Warden gateway child
+//   BENCH_NODE_PROXY_NODE_OPTIONS=…   the same for the node-proxy reference child
 //
 // Starts its own nginx, OIDC issuer and kube-apiserver (the test plane's modules) and each gateway
 // in a child process (this same file, `node bench/http.ts gateway`, config JSON on stdin), so the
@@ -35,17 +39,30 @@ import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild 
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const KUBECTL_RUNS = Number(process.env.BENCH_KUBECTL ?? 20);
+/** Rounds of the whole target cycle; with more than one, each figure is the median over the rounds. */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 const GROUP = 'bench';
 const NGINX = '/usr/sbin/nginx';
 
-const SIZES = ['small', '1MiB'] as const;
-const CONNECTIONS = [1, 64] as const;
-const TARGETS = ['direct', 'nginx-proxy', 'warden'] as const;
-type Size = (typeof SIZES)[number];
+const ALL_SIZES = ['small', '1MiB'] as const;
+type Size = (typeof ALL_SIZES)[number];
+/** BENCH_SIZES / BENCH_CONNECTIONS (comma-separated) pick a subset of the cases, for quick iterations. */
+const SIZES: readonly Size[] = process.env.BENCH_SIZES ? ALL_SIZES.filter((s) => process.env.BENCH_SIZES!.split(',').includes(s)) : ALL_SIZES;
+const CONNECTIONS: readonly number[] = process.env.BENCH_CONNECTIONS ? process.env.BENCH_CONNECTIONS.split(',').map(Number) : [1, 64];
+/**
+ * node-proxy is a reference, not a contender: a minimal Node http reverse proxy (keep-alive agent,
+ * no token, no policy, no recording) on the same Node as the gateway — the ceiling of what a proxy
+ * on Node's http stack can do on this machine.
+ */
+const TARGETS = ['direct', 'nginx-proxy', 'node-proxy', 'warden'] as const;
 type Target = (typeof TARGETS)[number];
 const PATHS: Record<Size, string> = { small: NGINX_FILES.small.path, '1MiB': NGINX_FILES.oneMiB.path };
 /** Target of issue #7: Warden ≥ 70 % of nginx-proxy throughput on small responses. */
 const TARGET_RATIO_PROXY = 0.7;
+/** Extra node flags for the Warden gateway child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+const GATEWAY_NODE_OPTIONS = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(' ').filter((a) => a !== '');
+/** The same for the node-proxy reference child. */
+const NODE_PROXY_NODE_OPTIONS = (process.env.BENCH_NODE_PROXY_NODE_OPTIONS ?? '').split(' ').filter((a) => a !== '');
 
 const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
 
@@ -157,6 +174,48 @@ async function gatewayChild(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The reference child: `node bench/http.ts node-proxy`, `{"upstream": "http://host:port"}` on stdin.
+// The smallest reverse proxy worth the name on Node's http: a keep-alive agent upstream, the
+// client's headers passed through as they are (hop-by-hop ones aside), the response piped back.
+// No token, policy, header hygiene, masking or recording — what Node itself costs per request.
+
+async function nodeProxyChild(): Promise<void> {
+  const { createServer, request, Agent } = await import('node:http');
+  const { upstream } = JSON.parse(await text(process.stdin)) as { upstream: string };
+  const target = new URL(upstream);
+  const agent = new Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' });
+  const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+  const server = createServer((req, res) => {
+    const headers: Record<string, string | string[] | undefined> = {};
+    for (const [name, value] of Object.entries(req.headers)) if (!hopByHop.has(name)) headers[name] = value;
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent }, (response) => {
+      const back: Record<string, string | string[] | undefined> = {};
+      for (const [name, value] of Object.entries(response.headers)) if (!hopByHop.has(name)) back[name] = value;
+      res.writeHead(response.statusCode ?? 502, back);
+      response.pipe(res);
+      response.on('error', () => res.destroy());
+    });
+    up.on('error', () => {
+      if (res.headersSent) res.destroy();
+      else res.writeHead(502).end();
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
+    req.pipe(up);
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(`${JSON.stringify({ ready: true, port: (server.address() as { port: number }).port })}\n`);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      process.stdout.write(`${JSON.stringify({ stopped: true })}\n`);
+      process.exit(0);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Cleanup, also on Ctrl-C
 
 const cleanups = new Cleanups(log);
@@ -165,7 +224,7 @@ const cleanups = new Cleanups(log);
 // Gateway child handling (parent side)
 
 async function startGateway(config: GatewayChildConfig): Promise<GatewayChild> {
-  return await startGatewayChild([import.meta.filename, 'gateway'], config, cleanups);
+  return await startGatewayChild([...GATEWAY_NODE_OPTIONS, import.meta.filename, 'gateway'], config, cleanups);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +312,7 @@ interface WrkResult {
   p99Ms: number;
   /** Connect, read, write errors, timeouts and non-2xx/3xx responses. */
   errors: number;
-  /** Gateway CPU per request (Warden only). */
+  /** The proxy process's CPU per request (node-proxy and Warden). */
   gatewayCpuUs?: number;
 }
 
@@ -288,6 +347,36 @@ async function runWrk(url: string, script: string, run: { size: Size; connection
     errors: j.errors,
     ...(gatewayPid === undefined ? {} : { gatewayCpuUs: (cpu * 1e6) / Math.max(1, j.requests) }),
   };
+}
+
+/** Per size, connections and target: the median of each figure over the rounds (errors summed). */
+function medians(runs: readonly WrkResult[]): WrkResult[] {
+  const median = (values: number[]): number => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const groups = new Map<string, WrkResult[]>();
+  for (const r of runs) {
+    const key = `${r.size} ${r.connections} ${r.target}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((group) => {
+    const first = group[0]!;
+    const cpu = group.flatMap((r) => (r.gatewayCpuUs === undefined ? [] : [r.gatewayCpuUs]));
+    return {
+      size: first.size,
+      connections: first.connections,
+      target: first.target,
+      requests: group.reduce((sum, r) => sum + r.requests, 0),
+      rps: median(group.map((r) => r.rps)),
+      mibPerSecond: median(group.map((r) => r.mibPerSecond)),
+      p50Ms: median(group.map((r) => r.p50Ms)),
+      p99Ms: median(group.map((r) => r.p99Ms)),
+      errors: group.reduce((sum, r) => sum + r.errors, 0),
+      ...(cpu.length === 0 ? {} : { gatewayCpuUs: median(cpu) }),
+    };
+  });
 }
 
 /** One request per target before measuring: status 200 and the exact body, or the bench stops. */
@@ -342,6 +431,66 @@ function table(header: string[], rows: string[][], leftColumns: number): string 
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+async function versionsOf(wrkVersion: string): Promise<{ nginx: string; wrk: string; kube?: string }> {
+  return { nginx: (await capture(NGINX, ['-v'])).stderr.trim(), wrk: wrkVersion.split('\n')[0]?.trim() ?? '?' };
+}
+
+/** The wrk part of the report: the runs, then the ratios against the target and the node-proxy ceiling. */
+function report(
+  results: readonly WrkResult[],
+  run: { loadStart: string; loadEnd: string; httpMemory: { rssKiB: number; hwmKiB: number }; httpReport: unknown; versions: { nginx: string; wrk: string; kube?: string } },
+): string {
+  const { versions } = run;
+  const out: string[] = [];
+  out.push('', `HTTP gateway benchmark (issue #7): wrk, ${SECONDS} s per run, ${ROUNDS > 1 ? `${ROUNDS} rounds of all targets, medians shown, ` : ''}-t min(2, connections); the machine's cores are shared by wrk, both nginx, node-proxy and the gateway`);
+  out.push(`  ${versions.nginx}; ${versions.wrk}; gateway on Node ${process.version}${versions.kube ? `; kube-apiserver/kubectl ${versions.kube}` : ''}`);
+  out.push(`  node flags: gateway child ${GATEWAY_NODE_OPTIONS.join(' ') || '(none)'}; node-proxy child ${NODE_PROXY_NODE_OPTIONS.join(' ') || '(none)'}`);
+  out.push(`  load at start: ${run.loadStart}`);
+  out.push(`  load at end:   ${run.loadEnd}`);
+  out.push(
+    '  direct = nginx (1 worker, sendfile); nginx-proxy = a second nginx (1 worker, proxy_pass with upstream keep-alive, default buffering);',
+    '  node-proxy = REFERENCE ONLY: a minimal Node http reverse proxy (keep-alive agent, headers passed through, no token/policy/recording),',
+    '  same Node as the gateway — the ceiling for a proxy on Node\'s http stack on this machine;',
+    '  warden = HTTP gateway child process, plain HTTP on both sides, bearer token checked (OIDC, cached JWKS) on every request, real policy',
+    '  engine (AccessPolicy: deny /admin/*, allow GET/HEAD), recorder core (signed chunks, fsynced spool, DirectoryStore on local disk; bodies',
+    '  recorded up to 64 KiB). One recording session per client connection. "CPU µs/req" is the proxy process\'s own CPU (node-proxy, warden).',
+    '',
+  );
+  out.push(
+    table(
+      ['size', 'conns', 'target', 'req/s', 'MiB/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req'],
+      results.map((r) => [r.size, String(r.connections), r.target, fmt(r.rps, 0), fmt(r.mibPerSecond, 1), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), String(r.errors), r.gatewayCpuUs === undefined ? '' : fmt(r.gatewayCpuUs, 0)]),
+      3,
+    ),
+    '',
+  );
+  const rows: string[][] = [];
+  for (const size of SIZES) {
+    for (const connections of CONNECTIONS) {
+      const pick = (t: Target): WrkResult => results.find((r) => r.size === size && r.connections === connections && r.target === t)!;
+      const d = pick('direct');
+      const p = pick('nginx-proxy');
+      const n = pick('node-proxy');
+      const w = pick('warden');
+      const ofProxy = w.rps / p.rps;
+      rows.push([
+        size, String(connections),
+        `${fmt((w.rps / d.rps) * 100, 0)}%`, `${fmt(ofProxy * 100, 0)}%`, `${fmt((w.rps / n.rps) * 100, 0)}%`, `${fmt((n.rps / p.rps) * 100, 0)}%`,
+        size === 'small' ? (ofProxy >= TARGET_RATIO_PROXY ? 'MET' : 'MISSED') : '(no target)',
+        fmt(w.p99Ms - p.p99Ms, 3),
+      ]);
+    }
+  }
+  out.push(
+    `Target: Warden ≥ ${TARGET_RATIO_PROXY * 100}% of nginx-proxy requests/s on small responses (node-proxy/nginx-proxy: the ceiling Node's http stack allows here)`,
+    table(['size', 'conns', 'W/direct', 'W/nginx-proxy', 'W/node-proxy', 'node-proxy/nginx-proxy', 'target', 'W−proxy p99 ms'], rows, 2),
+    '',
+    `HTTP gateway: VmRSS ${fmt(run.httpMemory.rssKiB / 1024, 1)} MiB after the runs, peak (VmHWM) ${fmt(run.httpMemory.hwmKiB / 1024, 1)} MiB; ${JSON.stringify(run.httpReport ?? {})}`,
+    '',
+  );
+  return out.join('\n');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Main
 
@@ -375,30 +524,42 @@ async function main(): Promise<void> {
       recordingDir: join(dir, 'recordings-http'),
       group: GROUP,
     });
+    log('starting the node-proxy reference child (minimal Node http reverse proxy)');
+    const nodeProxy = await startGatewayChild([...NODE_PROXY_NODE_OPTIONS, import.meta.filename, 'node-proxy'], { upstream: `http://${nginx.info.host}:${nginx.info.port}` }, cleanups);
     const bases: Record<Target, string> = {
       direct: `http://${nginx.info.host}:${nginx.info.port}`,
       'nginx-proxy': `http://127.0.0.1:${proxy.info.port}`,
+      'node-proxy': `http://127.0.0.1:${nodeProxy.port}`,
       warden: `http://127.0.0.1:${gateway.port}`,
     };
+    const pids: Partial<Record<Target, number>> = { 'node-proxy': nodeProxy.pid, warden: gateway.pid };
     for (const target of TARGETS) await checkTarget(target, bases[target], target === 'warden' ? token : undefined);
     const scripts = { plain: join(dir, 'plain.lua'), token: join(dir, 'token.lua') };
     await writeFile(scripts.plain, wrkScript(undefined), { mode: 0o600 });
     await writeFile(scripts.token, wrkScript(token), { mode: 0o600 });
 
-    const results: WrkResult[] = [];
-    const total = SIZES.length * CONNECTIONS.length * TARGETS.length;
-    for (const size of SIZES) {
-      for (const connections of CONNECTIONS) {
-        for (const target of TARGETS) {
-          log(`[${results.length + 1}/${total}] ${size} -c ${connections} → ${target} (${SECONDS} s)`);
-          const r = await runWrk(`${bases[target]}${PATHS[size]}`, target === 'warden' ? scripts.token : scripts.plain, { size, connections, target }, target === 'warden' ? gateway.pid : undefined);
-          log(`    ${fmt(r.rps, 0)} req/s, ${fmt(r.mibPerSecond, 1)} MiB/s, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms${r.errors ? `, ${r.errors} errors` : ''}`);
-          results.push(r);
+    const runs: WrkResult[] = [];
+    const total = ROUNDS * SIZES.length * CONNECTIONS.length * TARGETS.length;
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const size of SIZES) {
+        for (const connections of CONNECTIONS) {
+          for (const target of TARGETS) {
+            log(`[${runs.length + 1}/${total}] ${size} -c ${connections} → ${target} (${SECONDS} s${ROUNDS > 1 ? `, round ${round}` : ''})`);
+            const r = await runWrk(`${bases[target]}${PATHS[size]}`, target === 'warden' ? scripts.token : scripts.plain, { size, connections, target }, pids[target]);
+            log(`    ${fmt(r.rps, 0)} req/s, ${fmt(r.mibPerSecond, 1)} MiB/s, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms${r.errors ? `, ${r.errors} errors` : ''}${r.gatewayCpuUs === undefined ? '' : `, ${fmt(r.gatewayCpuUs, 0)} µs CPU/req`}`);
+            runs.push(r);
+          }
         }
       }
     }
+    const results = medians(runs);
     const httpMemory = await memoryOf(gateway.pid);
     const httpReport = await gateway.stop();
+    await nodeProxy.stop();
+    if (KUBECTL_RUNS <= 0) {
+      process.stdout.write(`${report(results, { loadStart, loadEnd: await uptime(), httpMemory, httpReport, versions: await versionsOf(wrkVersion.stdout) })}\n`);
+      return;
+    }
 
     // ---- kubectl get pods -A, direct vs. through a Kubernetes-flavour gateway
     const kube = await startKube(join(dir, 'kube'), log);
@@ -469,53 +630,8 @@ async function main(): Promise<void> {
     const loadEnd = await uptime();
 
     // ---- report
-    const versions = {
-      nginx: (await capture(NGINX, ['-v'])).stderr.trim(),
-      wrk: wrkVersion.stdout.split('\n')[0]?.trim() ?? '?',
-      kube: kube.info.version,
-    };
-    const out: string[] = [];
-    out.push('', `HTTP gateway benchmark (issue #7): wrk, ${SECONDS} s per run, -t min(2, connections); the machine's cores are shared by wrk, both nginx and the gateway`);
-    out.push(`  ${versions.nginx}; ${versions.wrk}; gateway on Node ${process.version}; kube-apiserver/kubectl ${versions.kube}`);
-    out.push(`  load at start: ${loadStart}`);
-    out.push(`  load at end:   ${loadEnd}`);
-    out.push(
-      '  direct = nginx (1 worker, sendfile); nginx-proxy = a second nginx (1 worker, proxy_pass with upstream keep-alive, default buffering);',
-      '  warden = HTTP gateway child process, plain HTTP on both sides, bearer token checked (OIDC, cached JWKS) on every request, real policy',
-      '  engine (AccessPolicy: deny /admin/*, allow GET/HEAD), recorder core (signed chunks, fsynced spool, DirectoryStore on local disk; bodies',
-      '  recorded up to 64 KiB). One recording session per client connection.',
-      '',
-    );
-    out.push(
-      table(
-        ['size', 'conns', 'target', 'req/s', 'MiB/s', 'p50 ms', 'p99 ms', 'errors', 'gw CPU µs/req'],
-        results.map((r) => [r.size, String(r.connections), r.target, fmt(r.rps, 0), fmt(r.mibPerSecond, 1), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), String(r.errors), r.gatewayCpuUs === undefined ? '' : fmt(r.gatewayCpuUs, 0)]),
-        3,
-      ),
-      '',
-    );
-    const rows: string[][] = [];
-    for (const size of SIZES) {
-      for (const connections of CONNECTIONS) {
-        const pick = (t: Target): WrkResult => results.find((r) => r.size === size && r.connections === connections && r.target === t)!;
-        const d = pick('direct');
-        const p = pick('nginx-proxy');
-        const w = pick('warden');
-        const ofProxy = w.rps / p.rps;
-        rows.push([
-          size, String(connections),
-          `${fmt((w.rps / d.rps) * 100, 0)}%`, `${fmt(ofProxy * 100, 0)}%`,
-          size === 'small' ? (ofProxy >= TARGET_RATIO_PROXY ? 'MET' : 'MISSED') : '(no target)',
-          fmt(w.p99Ms - p.p99Ms, 3),
-        ]);
-      }
-    }
-    out.push(
-      `Target: Warden ≥ ${TARGET_RATIO_PROXY * 100}% of nginx-proxy requests/s on small responses`,
-      table(['size', 'conns', 'W/direct', 'W/nginx-proxy', 'target', 'W−proxy p99 ms'], rows, 2),
-      '',
-      `HTTP gateway: VmRSS ${fmt(httpMemory.rssKiB / 1024, 1)} MiB after the runs, peak (VmHWM) ${fmt(httpMemory.hwmKiB / 1024, 1)} MiB; ${JSON.stringify(httpReport ?? {})}`,
-      '',
+    const out = [
+      report(results, { loadStart, loadEnd, httpMemory, httpReport, versions: { ...(await versionsOf(wrkVersion.stdout)), kube: kube.info.version } }),
       `kubectl get pods -A (${podsCreated} pods; whole kubectl process, warm discovery cache), ${KUBECTL_RUNS} runs per target, alternating:`,
       table(
         ['target', 'runs', 'failed', 'mean ms', 'p50 ms', 'p90 ms', 'max ms'],
@@ -524,7 +640,7 @@ async function main(): Promise<void> {
       ),
       `  added by Warden: mean ${fmt(kubectlResults[1]!.meanMs - kubectlResults[0]!.meanMs, 1)} ms, p50 ${fmt(kubectlResults[1]!.p50Ms - kubectlResults[0]!.p50Ms, 1)} ms; Kubernetes gateway ${JSON.stringify(kubeReport ?? {})}`,
       '',
-    );
+    ];
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     await cleanups.run();
@@ -532,4 +648,5 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === 'gateway') await gatewayChild();
+else if (process.argv[2] === 'node-proxy') await nodeProxyChild();
 else await main();

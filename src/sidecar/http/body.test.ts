@@ -42,6 +42,13 @@ describe('BodyCapture', () => {
     capture.push(Buffer.from('abc'));
     expect(capture.payload(false)).toEqual({ text: 'abc', truncated: true });
   });
+
+  it('claims no size for a body seen only in part past the cap', () => {
+    const capture = new BodyCapture(4);
+    capture.push(Buffer.from('abcdef'));
+    capture.push(Buffer.from('ghi'));
+    expect(capture.payload(false)).toEqual({ text: 'abcd', truncated: true });
+  });
 });
 
 describe('masking bodies', () => {

@@ -40,9 +40,13 @@ export class BodyCapture {
   /** The stored payload; `complete` false marks a body the gateway stopped watching before its end. */
   payload(complete = true): Payload | undefined {
     if (this.#total === 0 && complete) return undefined;
-    const payload = capPayload(Buffer.concat(this.#chunks), this.#cap);
+    const payload = capPayload(this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks), this.#cap);
     // `size` is the original length, known only when the whole body went by.
-    if (!complete) return { ...payload, truncated: true };
+    if (!complete) {
+      // capPayload counted only the kept prefix (cap + 1 bytes): no size claim for a body not seen whole.
+      const { size: _, ...prefix } = payload;
+      return { ...prefix, truncated: true };
+    }
     if (this.#total > this.#cap) return { ...payload, truncated: true, size: this.#total };
     return payload;
   }

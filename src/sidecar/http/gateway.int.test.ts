@@ -196,6 +196,38 @@ describe('HTTP gateway: relaying to nginx', () => {
     socket.destroy();
   });
 
+  it('cuts the client off when the target breaks off mid-body, and records the body as incomplete', async () => {
+    const gateway = await startGateway({ upstream: { url: echo.url } });
+    const { response, timedOut } = await rawExchange(gateway.address.port, `GET /cut HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${await token()}\r\n\r\n`, 5_000);
+    // A short body must not look complete: the client's connection is closed, not left waiting.
+    expect(timedOut).toBe(false);
+    expect(response).toMatch(/^HTTP\/1\.1 200/);
+    expect(response).toMatch(/content-length: 1000/i);
+    expect(response.length - response.indexOf('\r\n\r\n') - 4).toBe(100);
+    const recorded = recorders.at(-1)!.of('http.response');
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.body).toMatchObject({ truncated: true });
+    expect(payloadText(recorded[0]!.body!)).toBe('b'.repeat(100));
+  });
+
+  it('lets go of the target when the client goes away mid-response, and records the body as incomplete', async () => {
+    const gateway = await startGateway({ upstream: { url: echo.url } });
+    const closedBefore = echo.endlessClosed;
+    const socket = connect({ host: '127.0.0.1', port: gateway.address.port });
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(`GET /endless HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${await token()}\r\n\r\n`);
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    socket.destroy();
+    for (let i = 0; i < 100 && echo.endlessClosed === closedBefore; i++) await sleep(50);
+    expect(echo.endlessClosed).toBe(closedBefore + 1);
+    const recorder = recorders.at(-1)!;
+    for (let i = 0; i < 100 && recorder.of('http.response').length === 0; i++) await sleep(50);
+    const recorded = recorder.of('http.response');
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.body).toMatchObject({ truncated: true });
+    expect(recorded[0]!.body).not.toHaveProperty('size');
+  });
+
   it('serves a slow reader of 1 MiB the exact bytes', async () => {
     const gateway = await startGateway();
     const auth = await token();
@@ -277,6 +309,33 @@ describe('HTTP gateway: refusals', () => {
     const response = await fetch(`${gateway.url}/small.txt`, { method: 'PUT', body: 'x', headers: await bearer() });
     expect(response.status).toBe(403);
     expect(await response.json()).toMatchObject({ error: { code: 'WARDEN_HTTP_APPROVAL_UNAVAILABLE' } });
+  });
+
+  it('answers 503 and forwards nothing once the recorder fails (fail closed)', async () => {
+    // Session start, auth, request and response of the first request are taken; then it fails.
+    class FailingRecorder extends MemoryRecorder {
+      override append(event: Parameters<MemoryRecorder['append']>[0]): boolean {
+        if (this.events.length >= 4) throw new Error('disk full');
+        return super.append(event);
+      }
+    }
+    const gateway = await startGateway({ upstream: { url: echo.url }, recorder: () => new FailingRecorder() });
+    const before = echo.requests.length;
+    const auth = `Authorization: Bearer ${await token()}\r\n`;
+    const socket = connect({ host: '127.0.0.1', port: gateway.address.port });
+    let received = '';
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+    });
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(`GET /first HTTP/1.1\r\nHost: x\r\n${auth}\r\n`);
+    // One keep-alive connection, the second request once the first was answered whole.
+    for (let i = 0; i < 100 && !received.endsWith('0\r\n\r\n'); i++) await sleep(50);
+    expect(received).toMatch(/^HTTP\/1\.1 200/);
+    socket.write(`GET /second HTTP/1.1\r\nHost: x\r\n${auth}\r\n`);
+    await closed;
+    expect(received).toMatch(/HTTP\/1\.1 503[^]*WARDEN_HTTP_RECORDING_UNAVAILABLE/);
+    expect(echo.requests.slice(before).map((r) => r.url)).toEqual(['/first']);
   });
 
   it('answers 502 when the target is down', async () => {

@@ -105,6 +105,11 @@ class ConnectionSession {
     }
   }
 
+  /** Whether the recorder asked the gateway to hold new requests until its spool or upload catches up. */
+  get behind(): boolean {
+    return !this.#accepting && this.#recorder.once !== undefined;
+  }
+
   /** Resolves when the recorder takes new requests again (its spool or upload caught up). */
   async ready(): Promise<void> {
     if (this.#accepting || !this.#recorder.once) return;
@@ -143,6 +148,16 @@ interface ConnectionState {
   verified?: { token: string; identity: Identity };
 }
 
+/**
+ * The client side of a request (its ServerResponse, or the socket of an upgrade): a request held for
+ * approval watches it to withdraw the AccessRequest when the client goes away.
+ */
+interface ClientEnd {
+  readonly destroyed: boolean;
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
 /** What the admission stages decided for an allowed request. */
 interface Allowed {
   identity: Identity;
@@ -160,6 +175,8 @@ export class HttpGateway {
   readonly #server: Server;
   readonly #agent: HttpAgent;
   readonly #upstream: URL;
+  /** Where upstream requests go, worked out once from the upstream URL. */
+  readonly #target: { host: string; port: number; basePath: string; https: boolean };
   readonly #connections = new WeakMap<Socket, ConnectionState>();
   readonly #sockets = new Set<Socket>();
   readonly #recordCap: number;
@@ -175,6 +192,13 @@ export class HttpGateway {
     if (this.#upstream.protocol !== 'http:' && this.#upstream.protocol !== 'https:') {
       throw new Error(`the HTTP gateway's upstream must be an http:// or https:// URL, not ${this.#upstream.protocol}`);
     }
+    const https = this.#upstream.protocol === 'https:';
+    this.#target = {
+      host: this.#upstream.hostname.replace(/^\[|\]$/g, ''),
+      port: this.#upstream.port === '' ? (https ? 443 : 80) : Number(this.#upstream.port),
+      basePath: this.#upstream.pathname === '/' ? '' : this.#upstream.pathname.replace(/\/$/, ''),
+      https,
+    };
     this.#recordCap = config.maxRecordedBodyBytes ?? HTTP_GATEWAY_DEFAULTS.maxRecordedBodyBytes;
     this.#maskCap = config.maxMaskedBodyBytes ?? HTTP_GATEWAY_DEFAULTS.maxMaskedBodyBytes;
     this.#credentials = config.upstream.credentials ?? { kind: 'none' };
@@ -305,6 +329,19 @@ export class HttpGateway {
     return session;
   }
 
+  /**
+   * The identity of the last token verified on this connection, when the request carries exactly
+   * that token and it has not expired; otherwise undefined (and #authenticate verifies).
+   */
+  #reverified(state: ConnectionState, req: IncomingMessage): Identity | undefined {
+    const cached = state.verified;
+    if (cached === undefined) return undefined;
+    const token = bearerToken(req.headers.authorization);
+    if (token !== cached.token) return undefined;
+    const expiresAt = cached.identity.expiresAt;
+    return expiresAt === undefined || expiresAt.getTime() > Date.now() ? cached.identity : undefined;
+  }
+
   async #authenticate(state: ConnectionState, req: IncomingMessage): Promise<Identity> {
     const header = req.headers.authorization;
     const token = bearerToken(header);
@@ -316,10 +353,6 @@ export class HttpGateway {
           ? 'no token was given: send your OIDC token as Authorization: Bearer <token>'
           : 'the Authorization header is not a bearer token: send your OIDC token as Authorization: Bearer <token>',
       );
-    }
-    const cached = state.verified;
-    if (cached && cached.token === token && (cached.identity.expiresAt === undefined || cached.identity.expiresAt.getTime() > Date.now())) {
-      return cached.identity;
     }
     try {
       const identity = await this.config.verifier.verify(token);
@@ -333,7 +366,7 @@ export class HttpGateway {
   }
 
   /** Token, admission, request attributes, policy. Throws HttpGatewayError for a refusal. */
-  async #admit(req: IncomingMessage, state: ConnectionState, session: ConnectionSession | undefined, id: number, abort?: AbortSignal): Promise<Allowed> {
+  async #admit(req: IncomingMessage, state: ConnectionState, session: ConnectionSession | undefined, id: number, client: ClientEnd): Promise<Allowed> {
     const problem = framingProblem(req.rawHeaders);
     if (problem !== undefined) {
       throw new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, `the request has ${problem}; the gateway refuses ambiguous framing`);
@@ -344,7 +377,9 @@ export class HttpGateway {
     }
     let identity: Identity;
     try {
-      identity = await this.#authenticate(state, req);
+      // The token this connection verified last is reused while it has not expired (no await: most
+      // requests on a keep-alive connection carry the same token).
+      identity = this.#reverified(state, req) ?? (await this.#authenticate(state, req));
     } catch (error) {
       if (error instanceof HttpGatewayError) session?.record({ k: EventKind.Auth, ok: false, method: 'oidc', reason: error.message });
       throw error;
@@ -356,7 +391,7 @@ export class HttpGateway {
       session.record({ k: EventKind.Auth, ok: admission.admitted, method: 'oidc', user: identity.user, groups: identity.groups, reason: admission.reason });
     }
     if (!admission.admitted) throw new HttpGatewayError(HttpGatewayErrorCode.NotAdmitted, 403, admission.reason);
-    await this.#sessionAccess(req, state, session, subject);
+    if (this.config.policy.sessionApproval !== undefined) await this.#sessionAccess(req, state, session, subject);
 
     const method = req.method ?? 'GET';
     let command: HttpCommand | KubernetesCommand;
@@ -386,7 +421,7 @@ export class HttpGateway {
     let approval: string | undefined;
     if (decision.effect === 'RequireApproval' && this.config.approvals !== undefined) {
       try {
-        approval = await this.#approve(req, subject, command, decision, rule, session, abort);
+        approval = await this.#approve(req, subject, command, decision, rule, session, client);
       } catch (error) {
         session?.record({
           k: EventKind.HttpRequest,
@@ -475,7 +510,7 @@ export class HttpGateway {
     decision: RequestDecision,
     rule: string | undefined,
     session: ConnectionSession | undefined,
-    abort: AbortSignal | undefined,
+    client: ClientEnd,
   ): Promise<string> {
     const approvals = this.config.approvals;
     if (approvals === undefined) throw new HttpGatewayError(HttpGatewayErrorCode.ApprovalUnavailable, 403, `${decision.reason}; approvals are not configured on this gateway`);
@@ -553,14 +588,13 @@ export class HttpGateway {
         timer = setTimeout(() => resolve('waiting'), waitMs);
       }),
       new Promise((resolve) => {
-        if (abort === undefined) return;
         onAbort = () => resolve('gone');
-        if (abort.aborted) onAbort();
-        else abort.addEventListener('abort', onAbort, { once: true });
+        if (client.destroyed) onAbort();
+        else client.once('close', onAbort);
       }),
     ]);
     clearTimeout(timer);
-    if (onAbort !== undefined) abort?.removeEventListener('abort', onAbort);
+    if (onAbort !== undefined) client.off('close', onAbort);
     if (result === 'gone') {
       // The client gave up before any answer about this request: withdraw it. Once a 403 named it,
       // it is the user's to retry, and stays.
@@ -590,18 +624,10 @@ export class HttpGateway {
     try {
       session = this.#session(state, req);
       if (session) {
-        await session.ready();
+        if (session.behind) await session.ready();
         id = session.nextId();
       }
-      const gone = new AbortController();
-      const onGone = (): void => gone.abort();
-      res.once('close', onGone);
-      let allowed: Allowed;
-      try {
-        allowed = await this.#admit(req, state, session, id, gone.signal);
-      } finally {
-        res.off('close', onGone);
-      }
+      const allowed = await this.#admit(req, state, session, id, res);
       if (expectContinue) res.writeContinue();
       this.#forward(req, res, allowed, session, id);
     } catch (error) {
@@ -655,16 +681,9 @@ export class HttpGateway {
     // No WebSocket extensions (permessage-deflate): the frames must stay readable to be recorded.
     // A target that answers with one anyway sets RSV bits, and the stream is cut.
     if (upgrade?.toLowerCase() === 'websocket') delete headers['sec-websocket-extensions'];
-    const basePath = this.#upstream.pathname === '/' ? '' : this.#upstream.pathname.replace(/\/$/, '');
-    const options = {
-      host: this.#upstream.hostname.replace(/^\[|\]$/g, ''),
-      port: this.#upstream.port === '' ? (this.#upstream.protocol === 'https:' ? 443 : 80) : Number(this.#upstream.port),
-      method: req.method ?? 'GET',
-      path: basePath + (req.url ?? '/'),
-      headers,
-      agent: this.#agent,
-    };
-    return this.#upstream.protocol === 'https:' ? httpsRequest({ ...options, agent: this.#agent as HttpsAgent }) : httpRequest(options);
+    const target = this.#target;
+    const options = { host: target.host, port: target.port, method: req.method ?? 'GET', path: target.basePath + (req.url ?? '/'), headers, agent: this.#agent };
+    return target.https ? httpsRequest(options as typeof options & { agent: HttpsAgent }) : httpRequest(options);
   }
 
   #forward(req: IncomingMessage, res: ServerResponse, allowed: Allowed, session: ConnectionSession | undefined, id: number): void {
@@ -694,6 +713,13 @@ export class HttpGateway {
       this.#refuse(req, res, error, session, id);
     };
 
+    // No Content-Length and no Transfer-Encoding (framingProblem refused any other reading), or a
+    // zero Content-Length: the request has no body (RFC 9112 §6.3). It is recorded whole before
+    // anything goes to the target — a recorder failure throws here and is answered 503 (#handle) —
+    // and there is nothing to relay; Node's server drains the empty request after the response.
+    const bodyless = hasNoBody(req);
+    if (bodyless) recordRequest(true);
+
     const upstream = this.#upstreamRequest(req, allowed);
     const responseTimeout = setTimeout(() => {
       upstream.destroy(new HttpGatewayError(HttpGatewayErrorCode.UpstreamTimeout, 504, 'the target did not answer in time'));
@@ -709,16 +735,20 @@ export class HttpGateway {
       if (res.headersSent) res.destroy();
       else fail(upstreamError(error));
     });
-    req.on('error', () => upstream.destroy());
-    req.once('close', () => {
-      if (!req.complete) upstream.destroy();
-    });
-    req.pipe(upstream);
-    // The request event is written once: when the body ended, when the response begins, or when
-    // the client went away — so its size is exact whenever the body was seen whole.
-    req.on('data', (chunk: Buffer) => requestCapture.push(chunk));
-    req.once('end', () => guard(() => recordRequest(true), res));
-    req.once('close', () => guard(() => recordRequest(req.complete), res));
+    if (bodyless) {
+      upstream.end();
+    } else {
+      req.on('error', () => upstream.destroy());
+      req.pipe(upstream);
+      // The request event is written once: when the body ended, when the response begins, or when
+      // the client went away — so its size is exact whenever the body was seen whole.
+      req.on('data', (chunk: Buffer) => requestCapture.push(chunk));
+      req.once('end', () => guard(() => recordRequest(true), res));
+      req.once('close', () => {
+        if (!req.complete) upstream.destroy();
+        guard(() => recordRequest(req.complete), res);
+      });
+    }
 
     upstream.once('response', (upstreamResponse: IncomingMessage) => {
       clearTimeout(responseTimeout);
@@ -759,8 +789,7 @@ export class HttpGateway {
 
     if (masker === undefined || noBody) {
       res.writeHead(status, headers);
-      upstream.on('data', (chunk: Buffer) => capture.push(chunk));
-      pipeline(upstream, res, (error) => guard(() => recordResponse(!error), res));
+      relay(upstream, res, capture, (complete) => guard(() => recordResponse(complete), res));
       return;
     }
 
@@ -820,14 +849,7 @@ export class HttpGateway {
     try {
       session = this.#session(state, req);
       if (session) id = session.nextId();
-      const gone = new AbortController();
-      const onGone = (): void => gone.abort();
-      socket.once('close', onGone);
-      try {
-        allowed = await this.#admit(req, state, session, id, gone.signal);
-      } finally {
-        socket.off('close', onGone);
-      }
+      allowed = await this.#admit(req, state, session, id, socket);
     } catch (error) {
       this.#refuseRaw(socket, error);
       return;
@@ -1037,6 +1059,43 @@ function k8sAttributes(info: RequestInfo): { verb: string; resource?: string; su
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
+
+/** No Content-Length (or `0`) and no Transfer-Encoding: a request without a body (RFC 9112 §6.3). */
+function hasNoBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined;
+}
+
+/**
+ * Streams a target's response to the client, capturing what the recording keeps, and calls `done`
+ * exactly once: `true` when the client was sent the whole body, `false` when either side broke off.
+ * What `stream.pipeline` did here, without the AbortController (and DOMException) it builds for
+ * every response: back-pressure from `pipe`; a response cut by the target cuts the client's too (a
+ * short body must not look complete); a client gone destroys the target's response (#forward).
+ */
+function relay(upstream: IncomingMessage, res: ServerResponse, capture: BodyCapture, done: (complete: boolean) => void): void {
+  let settled = false;
+  const settle = (complete: boolean): void => {
+    if (settled) return;
+    settled = true;
+    done(complete);
+  };
+  upstream.on('data', (chunk: Buffer) => capture.push(chunk));
+  // An IncomingMessage cut before its end emits 'error' (ECONNRESET) and then 'close'; 'close' acts.
+  upstream.on('error', noop);
+  upstream.on('close', () => {
+    if (!upstream.complete) {
+      res.destroy();
+      settle(false);
+    }
+  });
+  res.on('error', () => upstream.destroy());
+  res.on('finish', () => settle(true));
+  res.on('close', () => settle(res.writableFinished));
+  upstream.pipe(res);
+}
+
+function noop(): void {}
 
 /** Runs a recording step; a recorder failure cuts the client connection (fail closed). */
 function guard(step: () => void, res: ServerResponse): void {

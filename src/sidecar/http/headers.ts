@@ -18,6 +18,8 @@ export const HOP_BY_HOP_HEADERS = [
   'http2-settings',
 ] as const;
 
+const HOP_BY_HOP = new Set<string>(HOP_BY_HOP_HEADERS);
+
 /** Never forwarded upstream: the caller's credentials and forwarding claims the caller could forge. */
 const CLIENT_ONLY_HEADERS = new Set(['authorization', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip', 'expect', 'host']);
 
@@ -74,11 +76,14 @@ export function bearerToken(authorization: string | undefined): string | undefin
   return match?.[1];
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 /** Names listed in Connection (RFC 9110 §7.6.1), lower-cased. */
-function connectionListed(headers: HeaderMap): Set<string> {
-  const listed = new Set<string>();
+function connectionListed(headers: HeaderMap): ReadonlySet<string> {
   const value = headers.connection;
-  for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+  if (value === undefined) return NONE;
+  const listed = new Set<string>();
+  for (const v of Array.isArray(value) ? value : [value]) {
     for (const name of v.split(',')) {
       const trimmed = name.trim().toLowerCase();
       if (trimmed !== '') listed.add(trimmed);
@@ -87,13 +92,14 @@ function connectionListed(headers: HeaderMap): Set<string> {
   return listed;
 }
 
-function withoutHopByHop(headers: HeaderMap): HeaderMap {
+/** The headers without hop-by-hop ones (and without those in `drop`), names lower-cased. */
+function withoutHopByHop(headers: HeaderMap, drop: ReadonlySet<string> = NONE): HeaderMap {
   const listed = connectionListed(headers);
   const out: HeaderMap = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
     const lower = name.toLowerCase();
-    if ((HOP_BY_HOP_HEADERS as readonly string[]).includes(lower) || listed.has(lower)) continue;
-    out[lower] = value;
+    if (HOP_BY_HOP.has(lower) || listed.has(lower) || drop.has(lower)) continue;
+    out[lower] = headers[name] as string | string[];
   }
   return out;
 }
@@ -122,8 +128,7 @@ export interface UpstreamRequestContext {
 
 /** The headers sent upstream. */
 export function upstreamRequestHeaders(client: HeaderMap, context: UpstreamRequestContext): HeaderMap {
-  const out = withoutHopByHop(client);
-  for (const name of Object.keys(out)) if (CLIENT_ONLY_HEADERS.has(name)) delete out[name];
+  const out = withoutHopByHop(client, CLIENT_ONLY_HEADERS);
   out.host = context.upstreamHost;
   out['x-forwarded-for'] = context.clientAddress;
   out['x-forwarded-proto'] = context.secure ? 'https' : 'http';
@@ -166,11 +171,11 @@ export function clientResponseHeaders(upstream: HeaderMap): HeaderMap {
 
 /** Headers for the recording: secrets (and the credential header names) as `[redacted]`. */
 export function recordedHeaders(headers: HeaderMap, credentials?: UpstreamCredentials): HeaderMap {
-  const injected = new Set(credentials?.kind === 'headers' ? Object.keys(credentials.headers).map((n) => n.toLowerCase()) : []);
+  const injected = credentials?.kind === 'headers' ? new Set(Object.keys(credentials.headers).map((n) => n.toLowerCase())) : NONE;
   const out: HeaderMap = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
     const lower = name.toLowerCase();
-    out[lower] = SECRET_HEADERS.has(lower) || injected.has(lower) ? '[redacted]' : value;
+    out[lower] = SECRET_HEADERS.has(lower) || injected.has(lower) ? '[redacted]' : (headers[name] as string | string[]);
   }
   return out;
 }

@@ -38,16 +38,19 @@ export interface EchoUpstream {
   requests: Array<{ method: string; url: string; headers: IncomingMessage['headers']; bodyBytes: number }>;
   /** Bytes written by the endless endpoint so far. */
   endlessWritten: number;
+  /** Responses of the endless endpoint that were closed (the gateway let go of them). */
+  endlessClosed: number;
   close(): Promise<void>;
 }
 
 /**
  * A small real upstream: `/headers` answers with the request headers as JSON, `/endless` streams
- * bytes for as long as the client reads (honouring back-pressure), `/json` sends a JSON document
- * with personal data, anything else answers `ok`.
+ * bytes for as long as the client reads (honouring back-pressure), `/cut` promises 1000 bytes and
+ * breaks the connection after 100, `/json` sends a JSON document with personal data, anything else
+ * answers `ok`.
  */
 export async function startEchoUpstream(): Promise<EchoUpstream> {
-  const state: EchoUpstream = { url: '', requests: [], endlessWritten: 0, close: async () => undefined };
+  const state: EchoUpstream = { url: '', requests: [], endlessWritten: 0, endlessClosed: 0, close: async () => undefined };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let bodyBytes = 0;
     req.on('data', (chunk: Buffer) => {
@@ -65,7 +68,13 @@ export async function startEchoUpstream(): Promise<EchoUpstream> {
         res.writeHead(200, { 'content-type': 'application/x-ndjson' });
         res.write(`${JSON.stringify({ email: 'a@example.com' })}\n`);
         setTimeout(() => res.end(`${JSON.stringify({ email: 'b@example.com' })}\n`), 50);
+      } else if (req.url === '/cut') {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+        res.write(Buffer.alloc(100, 0x62), () => setTimeout(() => res.socket?.destroy(), 20));
       } else if (req.url === '/endless') {
+        res.once('close', () => {
+          state.endlessClosed += 1;
+        });
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         const block = Buffer.alloc(64 * 1024, 0x61);
         const pump = (): void => {
