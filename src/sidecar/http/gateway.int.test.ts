@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NGINX_FILES, oneMiBContent } from '../../../test/plane/nginx.ts';
-import { capture } from '../../../test/plane/proc.ts';
+import { capture, waitUntil } from '../../../test/plane/proc.ts';
 import { mintToken, REJECTED_TOKEN_VARIANTS } from '../../../test/plane/tokens.ts';
 import { payloadBytes, payloadText } from '../../recorder/events.ts';
 import { TokenVerifier } from '../auth/oidc.ts';
@@ -245,6 +245,27 @@ describe('HTTP gateway: relaying to nginx', () => {
     const split = all.indexOf('\r\n\r\n');
     expect(all.subarray(0, split).toString()).toMatch(/^HTTP\/1\.1 200/);
     expect(all.subarray(split + 4).equals(oneMiBContent())).toBe(true);
+  });
+});
+
+describe('HTTP gateway: idle timeout', () => {
+  it('ends a keep-alive connection whose second request stalls, not only the first', async () => {
+    const gateway = await startGateway({ upstream: { url: echo.url }, idleTimeoutMs: 1_000 });
+    const auth = await token();
+    const socket = connect(gateway.address.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(`GET /small HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${auth}\r\n\r\n`);
+    await waitUntil('the first response', async () => /HTTP\/1\.1 200 /.test(received), { timeoutMs: 10_000 });
+    // The second request promises a body and stalls after half of it.
+    socket.write(`POST /headers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${auth}\r\nContent-Length: 10\r\n\r\nabcde`);
+    const stalledAt = Date.now();
+    const result = await Promise.race([closed, sleep(8_000).then(() => undefined)]);
+    socket.destroy();
+    expect(result, 'the gateway kept a stalled keep-alive connection open').toBeDefined();
+    expect(result! - stalledAt).toBeLessThan(4_000);
   });
 });
 

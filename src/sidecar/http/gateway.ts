@@ -218,6 +218,10 @@ export class HttpGateway {
     this.#server = config.tls
       ? createHttpsServer({ ...options, cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' })
       : createHttpServer(options);
+    // Node resets a keep-alive socket's timeout to server.timeout when the next request begins (0,
+    // none, by default), which would drop the per-connection idle timeout set below after the
+    // first request: the server-wide value keeps it for every request.
+    this.#server.timeout = config.idleTimeoutMs ?? HTTP_GATEWAY_DEFAULTS.idleTimeoutMs;
     // Bad input never crashes the process: whatever escapes a handler cuts that one connection.
     const contain = (work: Promise<void>, socket: Socket): void => {
       work.catch((error: unknown) => {
