@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeChunk, GENESIS_PREV, type SealedChunk } from './chunk.ts';
-import { Chunker, type ChunkerOptions } from './chunker.ts';
+import { Chunker, type ChunkerOptions, serializeEventLine } from './chunker.ts';
 import { capPayload, EventKind, type RecordingEvent, type TerminalDataEvent } from './events.ts';
 import { parseManifest } from './manifest.ts';
 import { chunkObjectName } from './naming.ts';
@@ -198,4 +200,38 @@ describe('Chunker memory bound', () => {
     expect(chunks).toBeGreaterThanOrEqual(64);
     expect(report).toMatchObject({ ok: true, events, verifiedThrough: chunks - 1 });
   }, 120_000);
+});
+
+describe('serializeEventLine', () => {
+  const plain = (event: unknown): Buffer => Buffer.from(`${JSON.stringify(event)}\n`, 'utf8');
+  const b64 = (n: number): string => randomBytes(n).toString('base64');
+
+  it.each([
+    ['binary terminal output', { k: 'term.stdout', ch: 0, data: { b64: b64(32_768) }, t: 12 }],
+    ['a truncated payload with size', { t: 3, k: 'term.stdout', data: { b64: b64(4096), truncated: true, size: 99_999 }, ch: 1 }],
+    ['non-ASCII text around the slot', { t: 1, k: 'x', note: 'héllo ✓ "b64"', data: { size: 1, b64: b64(2000) }, after: '→' }],
+    ['a short b64 (plain path)', { t: 0, k: 'term.stdin', ch: 0, data: { b64: 'AAEC' } }],
+    ['b64 that is not canonical base64 (plain path)', { t: 0, k: 'x', data: { b64: `${'A'.repeat(2000)}"}` } }],
+    ['a second "b64":"" slot elsewhere (plain path)', { t: 0, k: 'x', other: { 'q"b64': '' }, data: { b64: b64(2000) } }],
+  ])('writes exactly JSON.stringify + newline for %s', (_name, event) => {
+    expect(serializeEventLine(event as unknown as RecordingEvent).equals(plain(event))).toBe(true);
+  });
+
+  it('matches JSON.stringify for arbitrary events with base64 payloads', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 4 }),
+        fc.uint8Array({ minLength: 700, maxLength: 3000 }),
+        fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 3 }),
+        fc.boolean(),
+        (extra, bytes, dataExtra, b64First) => {
+          const b = Buffer.from(bytes).toString('base64');
+          const data = b64First ? { b64: b, ...dataExtra } : { ...dataExtra, b64: b };
+          const event = { ...extra, t: 5, k: 'term.stdout', data };
+          expect(serializeEventLine(event as unknown as RecordingEvent).toString('utf8')).toBe(plain(event).toString('utf8'));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });

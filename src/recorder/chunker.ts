@@ -104,16 +104,15 @@ export class Chunker {
     this.#assertOpen();
     const problem = eventShapeProblem(event);
     if (problem) throw new RecorderError(RecorderErrorCode.EventInvalid, `the ${event.k} event ${problem}`);
-    let json: string;
+    let line: Buffer;
     try {
-      json = JSON.stringify(event);
+      line = serializeEventLine(event);
     } catch (cause) {
       throw new RecorderError(
         RecorderErrorCode.EventInvalid,
         `the ${event.k} event is not JSON-serializable (${(cause as Error).message})`,
       );
     }
-    const line = Buffer.from(`${json}\n`, 'utf8');
     if (line.length > this.maxEventBytes) {
       throw new RecorderError(
         RecorderErrorCode.EventTooLarge,
@@ -243,6 +242,62 @@ export class Chunker {
       );
     }
   }
+}
+
+/** Scratch space for the base64 check: decoding into it allocates nothing per event. */
+let scratch = Buffer.allocUnsafe(0);
+const MAX_SCRATCH_BYTES = 1024 * 1024;
+
+/** Decodes and re-encodes to itself: only `A–Z a–z 0–9 + / =`, so nothing JSON would escape. */
+function isCanonicalBase64(text: string): boolean {
+  const size = Math.ceil(text.length / 4) * 3;
+  if (size > MAX_SCRATCH_BYTES) return Buffer.from(text, 'base64').toString('base64') === text;
+  if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.min(MAX_SCRATCH_BYTES, Math.max(size, 64 * 1024)));
+  const written = scratch.write(text, 'base64');
+  return scratch.toString('base64', 0, written) === text;
+}
+
+/** Below this, the plain path is as fast. */
+const FAST_B64_MIN_LENGTH = 1024;
+const B64_SLOT = '"b64":""';
+
+/**
+ * `JSON.stringify(event) + "\n"` as UTF-8 bytes, byte for byte, faster for the bulk case: an event
+ * whose `data.b64` is a long base64 string (binary terminal output, e.g. `ssh host cat file`).
+ * V8's JSON.stringify scans a long string character by character for escapes (≈ 6–10 ms per MiB
+ * on the development VM, more than zstd and signing together); base64 never needs escaping, so
+ * the rest of the event is serialized with an empty `b64` and the string copied into its slot.
+ * The string must be canonical base64 (it decodes and re-encodes to itself, a native check):
+ * anything else, or a slot that is not unique, takes the plain path.
+ */
+export function serializeEventLine(event: RecordingEvent): Buffer {
+  const data = (event as { data?: unknown }).data;
+  const b64 = typeof data === 'object' && data !== null ? (data as { b64?: unknown }).b64 : undefined;
+  if (
+    typeof b64 === 'string' &&
+    b64.length >= FAST_B64_MIN_LENGTH &&
+    Object.getPrototypeOf(event) === Object.prototype &&
+    Object.getPrototypeOf(data) === Object.prototype &&
+    !('toJSON' in event) &&
+    !('toJSON' in (data as object)) &&
+    isCanonicalBase64(b64)
+  ) {
+    const rest = JSON.stringify({ ...event, data: { ...(data as object), b64: '' } });
+    const slot = rest.indexOf(B64_SLOT);
+    // Exactly one slot: in JSON text the sequence can only be our key with its empty value.
+    if (slot !== -1 && rest.indexOf(B64_SLOT, slot + 1) === -1) {
+      const cut = slot + B64_SLOT.length - 1;
+      const head = rest.slice(0, cut);
+      const tail = rest.slice(cut);
+      const line = Buffer.allocUnsafe(Buffer.byteLength(head, 'utf8') + b64.length + Buffer.byteLength(tail, 'utf8') + 1);
+      let at = line.write(head, 0, 'utf8');
+      at += line.write(b64, at, 'latin1');
+      at += line.write(tail, at, 'utf8');
+      line[at] = 0x0a;
+      return line;
+    }
+  }
+  return Buffer.from(`${JSON.stringify(event)}\n`, 'utf8');
 }
 
 function positiveInt(name: string, value: number, max: number = Number.MAX_SAFE_INTEGER): number {
