@@ -8,6 +8,12 @@
 //   node_modules/.bin/node bench/ssh.ts
 //   BENCH_BYTES=268435456 BENCH_SETUP_RUNS=10 node_modules/.bin/node bench/ssh.ts
 //
+// Knobs for iterating: BENCH_KINDS (comma list of `cat`, `scp`, `scp-O`; default all three),
+// BENCH_CIPHER (passed to every client as `-c`, direct and Warden alike, e.g.
+// chacha20-poly1305@openssh.com to force what older gateways negotiated), BENCH_GATEWAY_NODE_ARGS
+// (extra Node flags for the gateway child, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; the profile
+// is written when the child exits).
+//
 // Starts its own sshd and OIDC issuer (the test plane's modules) and the gateway in a child
 // process (this same file with `--gateway`, config JSON on stdin), so the gateway's RSS and CPU
 // are its own. The clients are the real OpenSSH ssh and scp; the token reaches the gateway's
@@ -179,7 +185,8 @@ interface SshGatewayChild extends GatewayChild {
 }
 
 async function startGateway(config: ChildConfig): Promise<SshGatewayChild> {
-  const child = await startGatewayChild([import.meta.filename, '--gateway'], config, cleanups, { stopGraceMs: 30_000 });
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const child = await startGatewayChild([...nodeArgs, import.meta.filename, '--gateway'], config, cleanups, { stopGraceMs: 30_000 });
   let closedRead = 0;
   return {
     ...child,
@@ -311,7 +318,8 @@ async function driver(): Promise<void> {
     const wardenKnownHosts = join(dir, 'warden_known_hosts');
     const writeKnownHosts = (g: SshGatewayChild): Promise<void> => writeFile(wardenKnownHosts, `[127.0.0.1]:${g.port} ${g.publicKey}\n`);
     await writeKnownHosts(gateway);
-    const common = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'LogLevel=ERROR', '-o', 'ControlMaster=no', '-o', 'ConnectTimeout=20'];
+    const cipher = process.env.BENCH_CIPHER;
+    const common = [...(cipher ? ['-c', cipher] : []), '-F', '/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'LogLevel=ERROR', '-o', 'ControlMaster=no', '-o', 'ConnectTimeout=20'];
     type Target = 'direct' | 'warden';
     const clientEnv: Record<Target, NodeJS.ProcessEnv> = {
       direct: { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C' },
@@ -337,8 +345,10 @@ async function driver(): Promise<void> {
     log(`client ciphers: direct ${ciphers.direct}, warden ${ciphers.warden}`);
 
     // ---- throughput
-    const KINDS = ['ssh cat', 'scp', 'scp -O'] as const;
-    type Kind = (typeof KINDS)[number];
+    const ALL_KINDS = ['ssh cat', 'scp', 'scp -O'] as const;
+    type Kind = (typeof ALL_KINDS)[number];
+    const wanted = (process.env.BENCH_KINDS ?? 'cat,scp,scp-O').split(',').map((k) => k.trim());
+    const KINDS = ALL_KINDS.filter((k) => wanted.includes(k === 'ssh cat' ? 'cat' : k.replace(' ', '')));
     interface Transfer {
       kind: Kind;
       target: Target;

@@ -10,7 +10,7 @@
  * closed it, or recording failed), recorded as `session.end` with its reason.
  */
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer, type Server as NetServer } from 'node:net';
 import ssh2, { type AuthContext, type Client, type ClientInfo, type Connection } from 'ssh2';
 import type { PolicySubject, SshCommand } from '../../policy/command.ts';
 import { EventKind, Protocol } from '../../recorder/events.ts';
@@ -23,7 +23,8 @@ import { handleDirectTcpip, RemoteForwards } from './forward.ts';
 import { generateEd25519HostKey, type PinnedHostKey } from './host-keys.ts';
 import { SessionLog } from './recording.ts';
 import { guard } from './relay.ts';
-import { connectUpstream, parsePins } from './upstream.ts';
+import { coalesceWrites, useKeyObjectsInSsh2 } from './transport.ts';
+import { connectUpstream, parsePins, type UpstreamConnection, upstreamRetryable } from './upstream.ts';
 import type { ApprovalHandle } from '../../approvals/types.ts';
 import { DEFAULTS } from '../../api/types.ts';
 import { parseGoDuration } from '../../policy/duration.ts';
@@ -39,6 +40,17 @@ export const MAX_AUTH_ATTEMPTS = 3;
 /** Longest token accepted at the prompt; real JWTs are a few KiB. */
 const MAX_TOKEN_LENGTH = 16 * 1024;
 const AUTH_METHODS = ['keyboard-interactive', 'password'] as const;
+/** Target account names the gateway accepts (POSIX-ish user names). */
+const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]{0,63}$/i;
+
+interface EarlyUpstream {
+  account: string;
+  connection: Promise<UpstreamConnection>;
+  /** The caller is authenticated and admitted: the connection may log in. */
+  admit(): void;
+  /** The caller was refused or left: close it. */
+  cancel(): void;
+}
 
 export interface SshGatewayAddress {
   host: string;
@@ -48,6 +60,8 @@ export interface SshGatewayAddress {
 export class SshGateway {
   readonly config: SshGatewayConfig;
   readonly #server: Server;
+  /** Accepts TCP connections and hands them to ssh2 (injectSocket) with writes coalesced (transport.ts). */
+  readonly #listener: NetServer;
   readonly #pins: PinnedHostKey[];
   readonly #connections = new Set<ClientConnection>();
   readonly #log: (line: string) => void;
@@ -83,15 +97,22 @@ export class SshGateway {
     );
     this.#server.maxConnections = config.limits?.maxConnections ?? 1000;
     this.#server.on('error', (error: Error) => this.#log(`ssh gateway: listener error: ${error.message}`));
+    useKeyObjectsInSsh2();
+    this.#listener = createServer((socket) => {
+      coalesceWrites(socket);
+      // ssh2 applies maxConnections and starts the handshake as for its own listener.
+      this.#server.injectSocket(socket);
+    });
+    this.#listener.on('error', (error: Error) => this.#log(`ssh gateway: listener error: ${error.message}`));
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
   listen(): Promise<SshGatewayAddress> {
     return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.config.listen.port, this.config.listen.host ?? '0.0.0.0', () => {
-        this.#server.off('error', reject);
-        const address = this.#server.address() as AddressInfo;
+      this.#listener.once('error', reject);
+      this.#listener.listen(this.config.listen.port, this.config.listen.host ?? '0.0.0.0', () => {
+        this.#listener.off('error', reject);
+        const address = this.#listener.address() as AddressInfo;
         resolve({ host: address.address, port: address.port });
       });
     });
@@ -104,7 +125,7 @@ export class SshGateway {
 
   /** Stops listening and ends every session (recorded as `shutdown`). */
   async close(): Promise<void> {
-    const closing = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const closing = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
     await Promise.all([...this.#connections].map((c) => c.end('shutdown', 'warden: the gateway is shutting down')));
     await closing;
   }
@@ -145,6 +166,8 @@ class ClientConnection {
   #account = '';
   #log: SessionLog | undefined;
   #upstream: Promise<Client> | undefined;
+  /** The target connection started during authentication, held after key exchange until admission. */
+  #early: EarlyUpstream | undefined;
   #upstreamClient: Client | undefined;
   #attempts = 0;
   #channelIds = 0;
@@ -187,6 +210,7 @@ class ClientConnection {
   // --- authentication ---------------------------------------------------------------------
 
   #authenticate(ctx: AuthContext): void {
+    this.#connectEarly(ctx.username);
     if (ctx.method === 'password') {
       this.#checkToken(ctx, ctx.password, undefined).catch((error: unknown) => this.#authFailed(error));
       return;
@@ -208,6 +232,63 @@ class ClientConnection {
     }
     // none, publickey, hostbased: say which methods work.
     ctx.reject([...AUTH_METHODS]);
+  }
+
+  /**
+   * Starts the target connection while the caller authenticates, so that its TCP connect, banner
+   * exchange and key exchange (most of the upstream setup time: sshd forks and re-executes itself
+   * per connection) overlap the token prompt and verification. Nothing about the account is sent
+   * before the caller is admitted ({@link connectUpstream}'s `admitted`): the target sees a
+   * connection that stops after key exchange, and the host key is checked against the pins as
+   * usual. Once per client connection, and only for a client that completed its own key exchange
+   * with the gateway and asked to authenticate, so unauthenticated peers cannot make the gateway
+   * open more than one target connection each (bounded by maxConnections and the 30 s
+   * authentication timeout); a refused or departed caller closes it (#cancelEarly).
+   */
+  #connectEarly(account: string): void {
+    if (this.#early !== undefined || this.#ended) return;
+    const fixed = this.#config.upstream.user;
+    if ((fixed !== undefined && account !== fixed) || !ACCOUNT_NAME.test(account)) return;
+    let admit!: () => void;
+    let cancel!: () => void;
+    const admitted = new Promise<void>((resolve, reject) => {
+      admit = resolve;
+      cancel = () => reject(new Error('cancelled'));
+    });
+    admitted.catch(() => {});
+    const early: EarlyUpstream = {
+      account,
+      connection: connectUpstream(this.#config.upstream, this.#pins, account, { admitted }),
+      admit,
+      cancel,
+    };
+    // Failures are looked at when (and if) the connection is used: #ready retries or reports them.
+    early.connection.catch(() => {});
+    this.#early = early;
+  }
+
+  #cancelEarly(): void {
+    this.#early?.cancel();
+  }
+
+  /**
+   * The target connection for the admitted caller: the early one when it was opened for this
+   * account, else a new one; an early one that failed for a reason another attempt could fix (a
+   * ready timeout while the user typed the token, a target restart) is retried once, at once.
+   */
+  #connectAdmitted(): Promise<UpstreamConnection> {
+    const early = this.#early;
+    const fresh = (): Promise<UpstreamConnection> => connectUpstream(this.#config.upstream, this.#pins, this.#account);
+    if (early === undefined) return fresh();
+    if (early.account !== this.#account) {
+      early.cancel();
+      return fresh();
+    }
+    early.admit();
+    return early.connection.catch((error: unknown) => {
+      if (this.#ended || !upstreamRetryable(error)) throw error;
+      return fresh();
+    });
   }
 
   /** A bug during authentication: hang up, keep the process. */
@@ -252,7 +333,7 @@ class ClientConnection {
     if (!admission.admitted) denied = `${identity.user} may not use this connection: ${admission.reason}`;
     else if (fixed !== undefined && account !== fixed) {
       denied = `this connection logs in to the target as '${fixed}' only; connect as ${fixed}@<gateway>`;
-    } else if (!/^[a-z_][a-z0-9_.-]{0,63}$/i.test(account)) denied = `'${account.slice(0, 64)}' is not a valid account name`;
+    } else if (!ACCOUNT_NAME.test(account)) denied = `'${account.slice(0, 64)}' is not a valid account name`;
     const sessionInfo: SshSessionInfo = {
       id: randomUUID(),
       identity,
@@ -346,7 +427,7 @@ class ClientConnection {
     }
     this.#activity();
 
-    this.#upstream = connectUpstream(this.#config.upstream, this.#pins, this.#account).then((u) => {
+    this.#upstream = this.#connectAdmitted().then((u) => {
       this.#upstreamClient = u.client;
       log.add({ k: EventKind.Auth, ok: true, method: 'target-hostkey', reason: `${u.hostKey.reason} ${u.hostKey.fingerprint}` });
       guard(u.client, (error) => void this.end('error', `warden: internal error (${(error as Error)?.message ?? String(error)})`));
@@ -460,6 +541,7 @@ class ClientConnection {
     }
     // Give the messages a moment to leave before the transport closes.
     await new Promise((resolve) => setTimeout(resolve, 50));
+    this.#cancelEarly();
     try {
       this.#conn.end();
     } finally {
@@ -472,6 +554,7 @@ class ClientConnection {
     this.#cancelAccessTimer?.();
     this.#gone.abort();
     this.#ended = true;
+    this.#cancelEarly();
     this.#upstreamClient?.end();
     this.#upstream?.then((c) => c.end()).catch(() => {});
     if (this.#log !== undefined) {

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { payloadBytes } from '../../recorder/events.ts';
+import { capPayload, payloadBytes } from '../../recorder/events.ts';
 import type { SshRecordingEvent } from './config.ts';
 import { SessionLog, toAsciicast } from './recording.ts';
 
@@ -21,6 +22,19 @@ describe('SessionLog', () => {
     const stored = Buffer.concat(s.events.map((e) => ('data' in e && e.data ? Buffer.from(payloadBytes(e.data)) : Buffer.alloc(0))));
     expect(stored).toEqual(bytes);
     expect(s.events.every((e) => e.k === 'term.stdout' && e.t >= 0)).toBe(true);
+  });
+
+  it('stores each piece exactly as capPayload would (text when UTF-8, base64 otherwise)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 20 }).map((t) => new Uint8Array(Buffer.from(t, 'utf8')))), fc.integer({ min: 1, max: 16 }), (bytes, max) => {
+        const events: SshRecordingEvent[] = [];
+        const log = new SessionLog({ append: (e) => (events.push(e), true), close: async () => {} }, { now: () => 0, maxEventBytes: max, onFailure: () => {} });
+        log.terminal('stdout', bytes, 0);
+        const expected = [];
+        for (let at = 0; at < bytes.length; at += max) expected.push(capPayload(bytes.subarray(at, at + max), max));
+        expect(events.map((e) => ('data' in e ? e.data : undefined))).toEqual(expected);
+      }),
+    );
   });
 
   it('reports a refused append once, fails closed, and records nothing after session.end', () => {

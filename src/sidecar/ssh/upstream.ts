@@ -1,7 +1,9 @@
+import { Socket } from 'node:net';
 import ssh2, { type ClientChannel, type ConnectConfig, type ExecOptions, type PseudoTtyOptions, type ShellOptions } from 'ssh2';
 import type { SshUpstreamConfig } from './config.ts';
 import { UPSTREAM_ALGORITHMS } from './config.ts';
 import { SshGatewayError, SshGatewayErrorCode } from './errors.ts';
+import { coalesceWrites } from './transport.ts';
 import { checkHostKey, type HostKeyCheck, hostKeyAlgorithmsFor, type PinnedHostKey, parsePinnedHostKey } from './host-keys.ts';
 
 // ssh2 is CommonJS without named exports Node can detect: take them from the default export.
@@ -18,12 +20,33 @@ export interface UpstreamConnection {
   hostKey: HostKeyCheck & { ok: true };
 }
 
+export interface ConnectOptions {
+  /**
+   * When given, the connection stops after key exchange (the host key checked against the pins)
+   * and sends nothing about the account — no user name, no credential — until this resolves: the
+   * gateway starts the connection while the caller's token is still being checked, and admits it
+   * only once the caller is authenticated and admitted. If it rejects, the connection is closed
+   * and the promise returned by connectUpstream rejects with {@link UPSTREAM_CANCELLED}.
+   */
+  admitted?: Promise<void>;
+}
+
+/** The message of the rejection when `admitted` rejected (the caller was refused or left). */
+export const UPSTREAM_CANCELLED = 'cancelled before the caller was admitted';
+
+/** Whether another attempt could succeed: not when the target's host key or its refusal of our credentials was the reason. */
+export function upstreamRetryable(error: unknown): boolean {
+  if (!(error instanceof SshGatewayError)) return true;
+  if (error.code === SshGatewayErrorCode.HostKeyMismatch || error.code === SshGatewayErrorCode.ConfigInvalid) return false;
+  return (error.cause as { level?: string } | undefined)?.level !== 'client-authentication';
+}
+
 /**
  * Opens the SSH connection to the target for one client connection: the Secret's key or password,
  * the host key checked against the pins (refused on mismatch before any credential is sent, since
  * host key verification happens during key exchange), keep-alives on.
  */
-export function connectUpstream(config: SshUpstreamConfig, pins: readonly PinnedHostKey[], account: string): Promise<UpstreamConnection> {
+export function connectUpstream(config: SshUpstreamConfig, pins: readonly PinnedHostKey[], account: string, connectOptions: ConnectOptions = {}): Promise<UpstreamConnection> {
   const target = `${config.host}:${config.port}`;
   return new Promise((resolve, reject) => {
     const client = new Client();
@@ -71,6 +94,31 @@ export function connectUpstream(config: SshUpstreamConfig, pins: readonly Pinned
         finish(prompts.map(() => config.password ?? ''));
       });
     }
+    // ssh2's default order without its leading `none` probe (one round trip less): the methods
+    // are tried in turn whatever the target lists, as ssh2 does by default.
+    const methods = [
+      ...(config.password !== undefined ? (['password'] as const) : []),
+      ...(config.privateKey !== undefined ? (['publickey'] as const) : []),
+      ...(config.password !== undefined ? (['keyboard-interactive'] as const) : []),
+    ];
+    let tried = 0;
+    const admitted = connectOptions.admitted;
+    let waiting = admitted !== undefined;
+    options.authHandler = (_methodsLeft, _partialSuccess, next) => {
+      // ssh2 calls this once key exchange is done and the host key was accepted.
+      const go = (): void => (next as (method: string | false) => void)(tried < methods.length ? (methods[tried++] as string) : false);
+      if (!waiting) return go();
+      admitted?.then(
+        () => {
+          waiting = false;
+          if (!settled) go();
+        },
+        () => fail(new SshGatewayError(SshGatewayErrorCode.UpstreamFailed, UPSTREAM_CANCELLED)),
+      );
+      return undefined;
+    };
+    // Refused or gone before key exchange finished: close at once rather than after it.
+    admitted?.catch(() => fail(new SshGatewayError(SshGatewayErrorCode.UpstreamFailed, UPSTREAM_CANCELLED)));
     client.once('ready', () => {
       if (settled) return;
       settled = true;
@@ -101,9 +149,17 @@ export function connectUpstream(config: SshUpstreamConfig, pins: readonly Pinned
     client.on('close', () => {
       fail(new SshGatewayError(SshGatewayErrorCode.UpstreamFailed, `the target ${target} closed the connection during setup`));
     });
+    let sock: Socket | undefined;
     try {
+      // Our own socket, so that ssh2's packet writes are coalesced (transport.ts); ssh2 waits for
+      // its 'connect' and runs the ready timeout as with a socket of its own.
+      sock = new Socket();
+      coalesceWrites(sock);
+      options.sock = sock;
+      sock.connect({ host: config.host, port: config.port });
       client.connect(options);
     } catch (error) {
+      sock?.destroy();
       fail(new SshGatewayError(SshGatewayErrorCode.ConfigInvalid, `cannot connect to ${target}: ${(error as Error).message}`, { cause: error }));
     }
   });
