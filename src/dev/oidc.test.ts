@@ -54,6 +54,20 @@ describe('the development issuer', () => {
     await expect(verifier.verify(token)).rejects.toThrow(/expired/);
   });
 
+  it('a prefetched verifier checks tokens with the keys it fetched, even once the issuer is gone', async () => {
+    const key = await state.issuerKey();
+    if (!key) throw new Error('no key');
+    const own = await startIssuer({ key, port: 0 });
+    const token = await mintIssuerToken(key, { issuer: own.issuer, audience: 'warden' }, { user: 'carol' });
+    const warm = new TokenVerifier({ issuer: own.issuer, audience: 'warden', usernameClaim: 'preferred_username' });
+    const cold = new TokenVerifier({ issuer: own.issuer, audience: 'warden', usernameClaim: 'preferred_username' });
+    expect(await warm.prefetch()).toBe(true);
+    await own.stop();
+    expect(await warm.verify(token)).toMatchObject({ user: 'carol' });
+    await expect(cold.verify(token)).rejects.toMatchObject({ code: 'WARDEN_ISSUER_UNREACHABLE' });
+    expect(await cold.prefetch()).toBe(false);
+  });
+
   it('says which port is taken', async () => {
     const key = await state.issuerKey();
     if (!key) throw new Error('no key');

@@ -143,14 +143,17 @@ export async function requiredCredential(config: SidecarConfig, name: keyof Side
   return (await readSecretText(ref, what)).trim();
 }
 
+/** The gateway's verifier; its issuer's keys are fetched at once, in the background (prefetch). */
 export function tokenVerifier(config: SidecarConfig): TokenVerifier {
-  return new TokenVerifier({
+  const verifier = new TokenVerifier({
     issuer: config.oidc.issuer,
     audience: config.oidc.audience,
     usernameClaim: config.oidc.usernameClaim,
     groupsClaim: config.oidc.groupsClaim,
     ...(config.oidc.jwksUri ? { jwksUri: config.oidc.jwksUri } : {}),
   });
+  void verifier.prefetch();
+  return verifier;
 }
 
 // ---------------------------------------------------------------------------------------------

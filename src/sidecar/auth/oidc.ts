@@ -88,6 +88,20 @@ export class TokenVerifier {
     return this.#identity(payload);
   }
 
+  /**
+   * Fetches the discovery document and the signing keys now, so the first logins of a fresh
+   * gateway do not all wait on (and, on a loaded machine, time out in) the same first fetch.
+   * Never throws: a failure leaves it to the first token, as without the prefetch.
+   */
+  async prefetch(): Promise<boolean> {
+    try {
+      await (await this.#keys()).reload();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async #keys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     if (this.#jwks) return this.#jwks;
     const uri = this.settings.jwksUri ?? (await this.#discover());
