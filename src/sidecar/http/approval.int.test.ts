@@ -1,6 +1,7 @@
 // Just-in-time approvals through the Kubernetes flavour of the HTTP gateway (issue 8): real kubectl
 // and curl in front, the plane's API server behind, and the real KubeApprovals against the same
 // API server; approvers decide by writing the AccessRequest's status with kubectl.
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { mintToken } from '../../../test/plane/tokens.ts';
 import { TokenVerifier } from '../auth/oidc.ts';
 import { selfSignedCert } from '../postgres/testing.ts';
 import { approvalsPlane, type ApprovalsPlane } from '../approval-test-support.ts';
-import { HttpGateway } from './gateway.ts';
+import { HttpGateway, MAX_HELD_BODY_BYTES } from './gateway.ts';
 import { type EchoUpstream, engineOf, MemoryRecorder, startEchoUpstream } from './testing.ts';
 
 const plane = inject('plane');
@@ -82,7 +83,9 @@ async function kubectlAs(user: string, groups: string[], args: string[]): Promis
   return await capture(plane.kube.kubectl, [`--kubeconfig=${file}`, `--cache-dir=${join(dir, 'cache')}`, ...args], { env });
 }
 
-const pendingFor = (text: string) => (r: AccessRequest): boolean => r.spec.command?.text === text && r.status?.decision === undefined;
+/** The request line, or the line with the digest of the body it carried (kubectl sends DeleteOptions). */
+const sameLine = (r: AccessRequest, line: string): boolean => r.spec.command?.text === line || (r.spec.command?.text ?? '').startsWith(`${line} (body `);
+const pendingFor = (line: string) => (r: AccessRequest): boolean => sameLine(r, line) && r.status?.decision === undefined;
 const deleteLine = (name: string): string => `DELETE /api/v1/namespaces/${ns}/configmaps/${name}`;
 const exists = async (name: string): Promise<boolean> => (await kubectl(plane.kube, ['get', 'configmap', name], { namespace: ns })).code === 0;
 
@@ -137,7 +140,7 @@ describe('Kubernetes requests held for approval', () => {
     expect(retry.stdout).toContain('configmap "doomed" deleted');
     expect(await exists('doomed')).toBe(false);
     // The retry did not create another request.
-    expect((await ap.list()).filter((r) => r.spec.command?.text === deleteLine('doomed'))).toHaveLength(1);
+    expect((await ap.list()).filter((r) => sameLine(r, deleteLine('doomed')))).toHaveLength(1);
     const requests = recorders.flatMap((r) => r.of('http.request')).filter((r) => r.method === 'DELETE' && r.url.endsWith('/configmaps/doomed'));
     expect(requests.map((r) => r.decision)).toEqual(['approval', 'approval']);
     const approvals = recorders.flatMap((r) => r.of('approval')).filter((e) => e.request === `${ns}/${name}`);
@@ -178,7 +181,7 @@ describe('Kubernetes requests held for approval', () => {
     const url = `${gateway.url}/api/v1/namespaces/${ns}/configmaps/abandoned`;
     const curl = await capture('curl', ['-sk', '--max-time', '1', '-X', 'DELETE', '-H', `Authorization: Bearer ${token}`, url]);
     expect(curl.code).toBe(28);
-    const request = await ap.waitFor('the withdrawn request', (r) => r.spec.command?.text === deleteLine('abandoned') && r.status?.decision === 'Withdrawn', 10_000);
+    const request = await ap.waitFor('the withdrawn request', (r) => sameLine(r, deleteLine('abandoned')) && r.status?.decision === 'Withdrawn', 10_000);
     expect(request.status?.decision).toBe('Withdrawn');
     expect(await exists('abandoned')).toBe(true);
   });
@@ -227,13 +230,38 @@ describe('plain HTTP requests held for approval (curl)', () => {
     expect(error.code).toBe('WARDEN_HTTP_APPROVAL_PENDING');
     const request = await ap.waitFor('the AccessRequest', pendingFor('POST /transfer'));
     expect(error.message).toContain(`waiting for approval: request ${request.metadata.name} (payments/transfers)`);
-    expect(request.spec).toMatchObject({ connection: 'payments', reason: 'refund for order 7', command: { protocol: 'http', text: 'POST /transfer' } });
+    const digest = createHash('sha256').update('amount=10').digest('hex');
+    expect(request.spec).toMatchObject({ connection: 'payments', reason: 'refund for order 7', command: { protocol: 'http', text: `POST /transfer (body 9 bytes, sha256:${digest})` } });
     expect(echo.requests.filter((r) => r.url === '/transfer')).toHaveLength(0);
 
     await ap.decide(request.metadata.name ?? '', 'Approved', BOSS);
     const retry = await post();
     expect(retry.stdout.trim().split('\n').at(-1)).toBe('200');
     expect(echo.requests.filter((r) => r.url === '/transfer')).toEqual([expect.objectContaining({ method: 'POST', bodyBytes: 9 })]);
+  });
+  it('binds the approval to the body: a retry with another body is a new request, the approved body goes through', async () => {
+    const token = await mintToken(plane.oidc, { user: 'gus', groups: ['finance'] });
+    const post = async (body: string): Promise<string> =>
+      (await capture('curl', ['-s', '-w', '\n%{http_code}', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, '-H', 'Expect: 100-continue', '--data', body, `${http.url}/transfer?to=acme`])).stdout.trim().split('\n').at(-1) ?? '';
+    expect(await post('amount=5')).toBe('403');
+    const approved = await ap.waitFor('the AccessRequest for 5', (r) => r.spec.requester.user === 'gus@example.com' && (r.spec.command?.text ?? '').startsWith('POST /transfer?to=acme (body 8 bytes'));
+    await ap.decide(approved.metadata.name ?? '', 'Approved', BOSS);
+    // Same line, different body: not covered.
+    expect(await post('amount=9000')).toBe('403');
+    const other = await ap.waitFor('the AccessRequest for 9000', (r) => r.spec.requester.user === 'gus@example.com' && (r.spec.command?.text ?? '').startsWith('POST /transfer?to=acme (body 11 bytes'));
+    expect(other.metadata.name).not.toBe(approved.metadata.name);
+    expect(echo.requests.filter((r) => r.url === '/transfer?to=acme')).toHaveLength(0);
+    // The approved body: forwarded, exactly once, with its bytes.
+    expect(await post('amount=5')).toBe('200');
+    expect(echo.requests.filter((r) => r.url === '/transfer?to=acme')).toEqual([expect.objectContaining({ method: 'POST', bodyBytes: 8 })]);
+  });
+
+  it('refuses a body over the bound of what can be held for approval (413)', async () => {
+    const token = await mintToken(plane.oidc, { user: 'gus', groups: ['finance'] });
+    const big = 'x'.repeat(MAX_HELD_BODY_BYTES + 1);
+    const result = await capture('curl', ['-s', '-w', '\n%{http_code}', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, '--data-binary', '@-', `${http.url}/transfer`], { input: big });
+    expect(result.stdout.trim().split('\n').at(-1)).toBe('413');
+    expect(result.stdout).toContain('a request that needs approval may carry at most');
   });
 });
 

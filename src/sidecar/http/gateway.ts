@@ -4,7 +4,7 @@
 // response masking. A refusal at any stage is answered in the protocol (401/403/400/502 with a JSON
 // or Kubernetes `Status` body) and recorded; nothing reaches the target before policy allowed it.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   Agent as HttpAgent,
   createServer as createHttpServer,
@@ -168,7 +168,12 @@ interface Allowed {
   masker?: BodyMasker;
   /** The AccessRequest (`namespace/name`) that approved this request, when it was held. */
   approval?: string;
+  /** A held request's body, read whole so the approval binds it (sent instead of relaying). */
+  heldBody?: Buffer;
 }
+
+/** The largest body a request held for approval may carry: it is read whole and digested. */
+export const MAX_HELD_BODY_BYTES = 1024 * 1024;
 
 export class HttpGateway {
   readonly config: HttpGatewayConfig;
@@ -423,9 +428,13 @@ export class HttpGateway {
     const decision = this.config.policy.decide(subject, command);
     const rule = decision.policy !== undefined && decision.rule !== undefined ? `${decision.policy}/${decision.rule}` : undefined;
     let approval: string | undefined;
+    let heldBody: Buffer | undefined;
     if (decision.effect === 'RequireApproval' && this.config.approvals !== undefined) {
       try {
-        approval = await this.#approve(req, subject, command, decision, rule, session, client);
+        // The approval covers this exact body (its digest is part of the approved command), so
+        // the body is read before anything is decided.
+        if (!hasNoBody(req)) heldBody = await readHeldBody(req, client);
+        approval = await this.#approve(req, subject, command, decision, rule, session, client, heldBody);
       } catch (error) {
         session?.record({
           k: EventKind.HttpRequest,
@@ -468,6 +477,7 @@ export class HttpGateway {
       ...(rule === undefined ? {} : { rule }),
       ...(masker && !masker.empty ? { masker } : {}),
       ...(approval === undefined ? {} : { approval }),
+      ...(heldBody === undefined ? {} : { heldBody }),
     };
   }
 
@@ -515,13 +525,16 @@ export class HttpGateway {
     rule: string | undefined,
     session: ConnectionSession | undefined,
     client: ClientEnd,
+    body: Buffer | undefined,
   ): Promise<string> {
     const approvals = this.config.approvals;
     if (approvals === undefined) throw new HttpGatewayError(HttpGatewayErrorCode.ApprovalUnavailable, 403, `${decision.reason}; approvals are not configured on this gateway`);
     const method = req.method ?? 'GET';
-    // The exact request line: method and origin-form URL with its query (Kubernetes exec carries
-    // the command there). Bodies are not part of it (see README: what an approval covers).
-    const text = `${method} ${(req.url ?? '').slice(0, 8192)}`;
+    // The exact request: method and origin-form URL with its query (Kubernetes exec carries the
+    // command there), and for a request with a body its size and SHA-256, so an approval covers
+    // that body only (README: what an approval covers).
+    const line = `${method} ${(req.url ?? '').slice(0, 8192)}`;
+    const text = body === undefined ? line : `${line} (body ${body.length} bytes, sha256:${createHash('sha256').update(body).digest('hex')})`;
     const requester = { user: subject.user, groups: [...subject.groups] };
     const connection = connectionName(this.config.connection);
     const held = { protocol: this.config.flavour === 'kubernetes' ? ('kubernetes' as const) : ('http' as const), text };
@@ -632,7 +645,8 @@ export class HttpGateway {
         id = session.nextId();
       }
       const allowed = await this.#admit(req, state, session, id, res);
-      if (expectContinue) res.writeContinue();
+      // A held body was read already, after its own 100 Continue (readHeldBody).
+      if (expectContinue && allowed.heldBody === undefined) res.writeContinue();
       this.#forward(req, res, allowed, session, id);
     } catch (error) {
       this.#refuse(req, res, error, session, id);
@@ -721,8 +735,13 @@ export class HttpGateway {
     // zero Content-Length: the request has no body (RFC 9112 §6.3). It is recorded whole before
     // anything goes to the target — a recorder failure throws here and is answered 503 (#handle) —
     // and there is nothing to relay; Node's server drains the empty request after the response.
-    const bodyless = hasNoBody(req);
+    const held = allowed.heldBody;
+    const bodyless = held === undefined && hasNoBody(req);
     if (bodyless) recordRequest(true);
+    if (held !== undefined) {
+      requestCapture.push(held);
+      recordRequest(true);
+    }
 
     const upstream = this.#upstreamRequest(req, allowed);
     const responseTimeout = setTimeout(() => {
@@ -741,6 +760,8 @@ export class HttpGateway {
     });
     if (bodyless) {
       upstream.end();
+    } else if (held !== undefined) {
+      upstream.end(held);
     } else {
       req.on('error', () => upstream.destroy());
       req.pipe(upstream);
@@ -1062,6 +1083,27 @@ function k8sAttributes(info: RequestInfo): { verb: string; resource?: string; su
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/**
+ * Reads the body of a request held for approval, whole, up to MAX_HELD_BODY_BYTES (a larger one is
+ * refused: it could not be shown to or bound by an approval). Sends 100 Continue first when the
+ * client waits for it.
+ */
+async function readHeldBody(req: IncomingMessage, client: ClientEnd): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  const tooLarge = (): HttpGatewayError =>
+    new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 413, `a request that needs approval may carry at most ${MAX_HELD_BODY_BYTES} bytes of body`);
+  if (declared > MAX_HELD_BODY_BYTES) throw tooLarge();
+  if (req.headers.expect?.toLowerCase() === '100-continue' && 'writeContinue' in client) (client as ServerResponse).writeContinue();
+  let body: Buffer;
+  try {
+    body = await readBounded(req, MAX_HELD_BODY_BYTES);
+  } catch (error) {
+    throw error instanceof HttpGatewayError ? tooLarge() : error;
+  }
+  if (!req.complete) throw new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, 'the client broke off the request body');
+  return body;
 }
 
 /** No Content-Length (or `0`) and no Transfer-Encoding: a request without a body (RFC 9112 §6.3). */
