@@ -74,6 +74,17 @@ describe('AccessRequest objects', () => {
     expect(coversQuery(decided(buildAccessRequest(request, 'shop', NOW), 'Denied', '2026-11-22T08:00:10Z'), query, at, 300_000)).toBe(false);
   });
 
+  it('cover nothing when the approval was written after the request expired', () => {
+    // Deadline 08:01:00 (timeout 60 s); approved at 08:01:30 while no gateway was there to mark it Expired.
+    const late = decided(buildAccessRequest(request, 'shop', NOW), 'Approved', '2026-11-22T08:01:30Z');
+    const query = { requester: request.requester, connection: 'orders-db', kind: 'Command' as const, command: request.command };
+    expect(coversQuery(late, query, Date.parse('2026-11-22T08:02:00Z'), 300_000)).toBe(false);
+    const lateSession = decided(buildAccessRequest({ ...request, kind: 'Session', durationMs: 900_000 }, 'shop', NOW), 'Approved', '2026-11-22T08:01:30Z');
+    expect(coversQuery(lateSession, { requester: request.requester, connection: 'orders-db', kind: 'Session' }, Date.parse('2026-11-22T08:02:00Z'), 300_000)).toBe(false);
+    const inTime = decided(buildAccessRequest({ ...request, kind: 'Session', durationMs: 900_000 }, 'shop', NOW), 'Approved', '2026-11-22T08:00:50Z');
+    expect(coversQuery(inTime, { requester: request.requester, connection: 'orders-db', kind: 'Session' }, Date.parse('2026-11-22T08:02:00Z'), 300_000)).toBe(true);
+  });
+
   it('shorten commands for tables', () => {
     expect(shortCommand('SELECT\n  1', 60)).toBe('SELECT 1');
     expect(shortCommand('x'.repeat(100), 10)).toBe(`${'x'.repeat(9)}…`);

@@ -183,6 +183,11 @@ export type ApprovedQuery = Pick<ApprovalRequest, 'requester' | 'connection' | '
 export function coversQuery(object: AccessRequest, query: ApprovedQuery, now: number, commandWindowMs: number): boolean {
   const { spec, status } = object;
   if (status?.decision !== 'Approved') return false;
+  // An approval written after the request's deadline (no gateway was there to mark it Expired; the
+  // admission policy has no clock to refuse it) covers nothing.
+  const deadline = Date.parse(spec.expiresAt);
+  const decidedAtMs = Date.parse(status.decidedAt ?? '');
+  if (Number.isNaN(deadline) || Number.isNaN(decidedAtMs) || decidedAtMs > deadline) return false;
   if (spec.requester.user !== query.requester.user) return false;
   if (spec.connection !== query.connection) return false;
   if ((spec.kind ?? 'Command') !== query.kind) return false;
