@@ -427,6 +427,20 @@ export class HttpGateway {
     }
     const decision = this.config.policy.decide(subject, command);
     const rule = decision.policy !== undefined && decision.rule !== undefined ? `${decision.policy}/${decision.rule}` : undefined;
+    // A refused request: its request event (without a body) and the deny event with the reason.
+    const recordRefused = (kind: 'approval' | 'deny', reason: string): void => {
+      session?.record({
+        k: EventKind.HttpRequest,
+        id,
+        method,
+        url: url.slice(0, 8192),
+        headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
+        decision: kind,
+        ...(rule === undefined ? {} : { rule }),
+        ...(info ? { k8s: k8sAttributes(info) } : {}),
+      });
+      session?.record({ k: EventKind.Deny, reason, ...(rule === undefined ? {} : { rule }), what: { text: `${method} ${url.slice(0, 512)}` } });
+    };
     let approval: string | undefined;
     let heldBody: Buffer | undefined;
     if (decision.effect === 'RequireApproval' && this.config.approvals !== undefined) {
@@ -436,36 +450,15 @@ export class HttpGateway {
         if (!hasNoBody(req)) heldBody = await readHeldBody(req, client);
         approval = await this.#approve(req, subject, command, decision, rule, session, client, heldBody);
       } catch (error) {
-        session?.record({
-          k: EventKind.HttpRequest,
-          id,
-          method,
-          url: url.slice(0, 8192),
-          headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
-          decision: 'approval',
-          ...(rule === undefined ? {} : { rule }),
-          ...(info ? { k8s: k8sAttributes(info) } : {}),
-        });
-        const reason = error instanceof Error ? error.message : String(error);
-        session?.record({ k: EventKind.Deny, reason, ...(rule === undefined ? {} : { rule }), what: { text: `${method} ${url.slice(0, 512)}` } });
+        recordRefused('approval', error instanceof Error ? error.message : String(error));
         throw error;
       }
     } else if (decision.effect !== 'Allow') {
       const approval = decision.effect === 'RequireApproval';
-      session?.record({
-        k: EventKind.HttpRequest,
-        id,
-        method,
-        url: url.slice(0, 8192),
-        headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
-        decision: approval ? 'approval' : 'deny',
-        ...(rule === undefined ? {} : { rule }),
-        ...(info ? { k8s: k8sAttributes(info) } : {}),
-      });
       const reason = approval
         ? `${decision.reason}; approvals are not configured on this gateway, so the request is refused`
         : decision.reason;
-      session?.record({ k: EventKind.Deny, reason, ...(rule === undefined ? {} : { rule }), what: { text: `${method} ${url.slice(0, 512)}` } });
+      recordRefused(approval ? 'approval' : 'deny', reason);
       throw new HttpGatewayError(approval ? HttpGatewayErrorCode.ApprovalUnavailable : HttpGatewayErrorCode.Denied, 403, reason);
     }
     const masker = this.config.masking?.(subject);
