@@ -5,6 +5,14 @@
 //
 //   node_modules/.bin/node bench/postgres.ts
 //   BENCH_SECONDS=30 BENCH_SCALE=20 node_modules/.bin/node bench/postgres.ts
+//   BENCH_SCRIPTS=select-only BENCH_MODES=simple,prepared BENCH_CLIENTS=1 BENCH_SESSIONS=0 \
+//     BENCH_CPU_PROF=/tmp/prof node_modules/.bin/node bench/postgres.ts   # a short profiling run
+//
+// Knobs: BENCH_SCRIPTS (select-only,tpcb-like), BENCH_MODES (simple,prepared), BENCH_CLIENTS
+// (1,8) pick the configurations (each always runs all three targets); BENCH_SESSIONS=0 skips the
+// many-sessions phase; BENCH_CPU_PROF=DIR runs the pgbench gateway child with --cpu-prof into DIR;
+// BENCH_GATEWAY_FLAGS adds Node flags to that child (e.g. --trace-gc); BENCH_WARMUP_SECONDS (default 2)
+// is an unmeasured pgbench run before every measured one, on every target alike (0: none).
 //
 // Starts its own PostgreSQL, pgbouncer and OIDC issuer (the test plane's modules) and the gateway
 // in a child process (bench/postgres-gateway.ts), so the gateway's RSS and CPU are its own. Each
@@ -26,20 +34,35 @@ import { startPostgres } from '../test/plane/postgres.ts';
 import { capture, run } from '../test/plane/proc.ts';
 import { mintToken } from '../test/plane/tokens.ts';
 import type { RunnerConfig } from './postgres-gateway.ts';
+import { generateSelfSignedCertificate } from '../src/sidecar/self-signed.ts';
 import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+/** An unmeasured pgbench run before each measured one, same target and configuration (JIT warm-up, caches). */
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 200);
 const GROUP = 'bench';
 
-const SCRIPTS = ['select-only', 'tpcb-like'] as const;
-const MODES = ['simple', 'prepared'] as const;
-const CLIENTS = [1, 8] as const;
-const TARGETS = ['direct', 'pgbouncer', 'warden'] as const;
-type Script = (typeof SCRIPTS)[number];
-type Mode = (typeof MODES)[number];
+const ALL_SCRIPTS = ['select-only', 'tpcb-like'] as const;
+const ALL_MODES = ['simple', 'prepared'] as const;
+const TARGETS = ['direct', 'pgbouncer', 'node-proxy', 'warden'] as const;
+type Script = (typeof ALL_SCRIPTS)[number];
+type Mode = (typeof ALL_MODES)[number];
 type Target = (typeof TARGETS)[number];
+/** A comma-separated subset of `all` from the environment (all when unset). */
+function pick<T extends string>(name: string, all: readonly T[]): T[] {
+  const wanted = process.env[name]?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!wanted) return [...all];
+  const bad = wanted.filter((w) => !(all as readonly string[]).includes(w));
+  if (bad.length > 0) throw new Error(`${name}: unknown ${bad.join(', ')} (one of ${all.join(', ')})`);
+  return all.filter((a) => wanted.includes(a));
+}
+const SCRIPTS = pick('BENCH_SCRIPTS', ALL_SCRIPTS);
+const MODES = pick('BENCH_MODES', ALL_MODES);
+const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map(Number);
+if (CLIENTS.some((c) => !Number.isInteger(c) || c < 1)) throw new Error('BENCH_CLIENTS: positive integers, comma-separated');
+const CPU_PROF = process.env.BENCH_CPU_PROF;
 /** Client/server round trips per transaction: -S is one statement; TPC-B-like is BEGIN, 5 statements, END. */
 const ROUND_TRIPS: Record<Script, number> = { 'select-only': 1, 'tpcb-like': 7 };
 /** Targets of issue #5. */
@@ -58,8 +81,46 @@ cleanups.onSignals();
 // ---------------------------------------------------------------------------------------------
 // The gateway child process
 
-async function startGateway(config: RunnerConfig): Promise<GatewayChild> {
-  return await startGatewayChild([join(import.meta.dirname, 'postgres-gateway.ts')], config, cleanups);
+/**
+ * The reference, not a contender: the least a TLS-terminating proxy on Node does — answer the
+ * SSLRequest, terminate TLS, pipe bytes to PostgreSQL (no parsing, policy, masking or recording).
+ * Same Node and TLS as the gateway, so `node-proxy/direct` is the ceiling any gateway on Node's
+ * TLS and socket stack reaches on this machine, and `W/node-proxy` what Warden's own work costs.
+ */
+const NODE_PROXY = `
+import net from 'node:net';
+import tls from 'node:tls';
+import { text } from 'node:stream/consumers';
+const c = JSON.parse(await text(process.stdin));
+const secureContext = tls.createSecureContext({ cert: c.cert, key: c.key });
+const server = net.createServer((raw) => {
+  raw.setNoDelay(true);
+  raw.once('data', (first) => {
+    raw.pause();
+    // SSLRequest: length 8, code 80877103; nothing else is accepted.
+    if (first.length !== 8 || first.readInt32BE(4) !== 80877103) return void raw.destroy();
+    raw.write('S');
+    const client = new tls.TLSSocket(raw, { isServer: true, secureContext });
+    const up = net.connect({ host: c.host, port: c.port, noDelay: true });
+    const kill = () => { client.destroy(); up.destroy(); };
+    for (const s of [client, up]) { s.on('error', kill); s.on('close', kill); }
+    client.pipe(up);
+    up.pipe(client);
+  });
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ ready: true, port: server.address().port }) + '\\n'));
+process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ stopped: true }) + '\\n'); process.exit(0); });
+`;
+
+async function startNodeProxy(upstream: { host: string; port: number }): Promise<GatewayChild> {
+  const { cert, key } = generateSelfSignedCertificate({ commonName: 'localhost', ipAddresses: ['127.0.0.1'], days: 1 });
+  return await startGatewayChild(['--input-type=module', '-e', NODE_PROXY], { ...upstream, cert, key }, cleanups);
+}
+
+async function startGateway(config: RunnerConfig, profile = false): Promise<GatewayChild> {
+  const prof = profile && CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [];
+  if (profile && process.env.BENCH_GATEWAY_FLAGS) prof.push(...process.env.BENCH_GATEWAY_FLAGS.split(' ').filter(Boolean));
+  return await startGatewayChild([...prof, join(import.meta.dirname, 'postgres-gateway.ts')], config, cleanups);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,13 +161,14 @@ async function pgbench(
   endpoint: Endpoint,
   run: { script: Script; mode: Mode; clients: number; target: Target },
   gatewayPid?: number,
+  seconds = SECONDS,
 ): Promise<RunResult> {
-  const id = `${run.target}-${run.script}-${run.mode}-${run.clients}`;
+  const id = `${run.target}-${run.script}-${run.mode}-${run.clients}-${seconds}s`;
   const dir = join(logDir, id);
   await mkdir(dir);
   const args = [
     '-n', // no VACUUM before the run (the gateway's policy does not allow it; -i vacuumed)
-    '-T', String(SECONDS),
+    '-T', String(seconds),
     '-c', String(run.clients),
     '-j', String(Math.min(2, run.clients)),
     '-M', run.mode,
@@ -117,7 +179,7 @@ async function pgbench(
     '-U', endpoint.user,
     endpoint.database,
   ];
-  const env = { PATH: process.env.PATH, LANG: 'C', PGPASSWORD: endpoint.password, PGSSLMODE: endpoint.sslmode, PGAPPNAME: 'pgbench' };
+  const env = { PATH: process.env.PATH, LANG: 'C', PGPASSWORD: endpoint.password, PGSSLMODE: endpoint.sslmode, PGGSSENCMODE: 'disable', PGAPPNAME: 'pgbench' };
   const cpuBefore = gatewayPid === undefined ? 0 : await cpuSecondsOf(gatewayPid);
   const result = await capture(bin, args, { env, cwd: dir });
   const cpu = gatewayPid === undefined ? 0 : (await cpuSecondsOf(gatewayPid)) - cpuBefore;
@@ -273,9 +335,12 @@ try {
     group: GROUP,
   };
   log('starting the gateway child (policy + masking + recording, TLS)');
-  const gateway = await startGateway(gatewayConfig);
+  const gateway = await startGateway(gatewayConfig, true);
   const token = await mintToken(oidc.info, { user: 'bench', groups: [GROUP] });
+  log('starting the node-proxy child (TLS termination and a byte pipe: the reference)');
+  const nodeProxy = await startNodeProxy(upstream);
   const endpoints: Record<Target, Endpoint> = {
+    'node-proxy': { ...upstream, host: '127.0.0.1', port: nodeProxy.port, sslmode: 'require' },
     direct: { ...upstream, sslmode: 'disable' },
     pgbouncer: { ...upstream, host: pgbouncer.info.host, port: pgbouncer.info.port, sslmode: 'disable' },
     warden: { host: '127.0.0.1', port: gateway.port, user: 'bench', password: token, database: 'bench', sslmode: 'require' },
@@ -289,8 +354,9 @@ try {
     for (const mode of MODES) {
       for (const clients of CLIENTS) {
         for (const target of TARGETS) {
-          log(`[${results.length + 1}/${total}] ${script} -M ${mode} -c ${clients} → ${target} (${SECONDS} s)`);
-          const r = await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, target === 'warden' ? gateway.pid : undefined);
+          log(`[${results.length + 1}/${total}] ${script} -M ${mode} -c ${clients} → ${target} (${WARMUP_SECONDS > 0 ? `${WARMUP_SECONDS} s warm-up, ` : ''}${SECONDS} s)`);
+          if (WARMUP_SECONDS > 0) await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, undefined, WARMUP_SECONDS);
+          const r = await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, target === 'warden' ? gateway.pid : target === 'node-proxy' ? nodeProxy.pid : undefined);
           log(`    ${fmt(r.tps, 0)} tps, avg ${fmt(r.avgMs, 3)} ms, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms${r.failed ? `, ${r.failed} failed` : ''}`);
           results.push(r);
         }
@@ -299,18 +365,23 @@ try {
   }
   const benchMemory = await memoryOf(gateway.pid);
   const benchReport = await gateway.stop();
+  await nodeProxy.stop();
   // pgbouncer keeps server connections in its pool; stop it so 200 upstream connections fit.
   await pgbouncer.stop();
 
-  log(`starting a fresh gateway child for ${SESSIONS} concurrent sessions`);
-  const gateway2 = await startGateway({ ...gatewayConfig, recordingDir: join(dir, 'recordings-many') });
-  const many = await manySessions(gateway2, token);
-  const manyReport = await gateway2.stop();
+  let many: ManySessions | undefined;
+  let manyReport: unknown;
+  if (SESSIONS > 0) {
+    log(`starting a fresh gateway child for ${SESSIONS} concurrent sessions`);
+    const gateway2 = await startGateway({ ...gatewayConfig, recordingDir: join(dir, 'recordings-many') });
+    many = await manySessions(gateway2, token);
+    manyReport = await gateway2.stop();
+  }
   const loadEnd = await uptime();
 
   // ---- report
   const out: string[] = [];
-  out.push('', `PostgreSQL gateway benchmark (issue #5): pgbench scale ${SCALE}, ${SECONDS} s per run, -j min(2, clients), -n, 2 cores shared by pgbench, PostgreSQL, pgbouncer and the gateway`);
+  out.push('', `PostgreSQL gateway benchmark (issue #5): pgbench scale ${SCALE}, ${SECONDS} s per run (after an unmeasured ${WARMUP_SECONDS} s warm-up run of the same configuration and target), -j min(2, clients), -n, 2 cores shared by pgbench, PostgreSQL, pgbouncer and the gateway`);
   out.push(`  ${versions.postgres}; ${versions.pgbench}; ${versions.pgbouncer}; gateway on Node ${versions.node}`);
   out.push(`  load at start: ${loadStart}`);
   out.push(`  load at end:   ${loadEnd}`);
@@ -319,6 +390,8 @@ try {
     '  masking (redact column filler; email/creditCard/iban detectors on every value) and the recorder core (signed chunks, fsynced',
     '  spool, DirectoryStore on local disk). Clients reach Warden over TLS (sslmode=require, token as password); direct and',
     '  pgbouncer are plain TCP with SCRAM — Warden\'s figures include TLS, the others do not. pgbouncer: session pool mode.',
+    '  node-proxy (reference, not a contender): a Node child that answers SSLRequest, terminates TLS and pipes bytes to PostgreSQL —',
+    '  the ceiling of any gateway on Node\'s TLS and socket stack here; W/node-proxy is the cost of Warden\'s own work.',
     '',
   );
   out.push(
@@ -338,6 +411,7 @@ try {
         const d = pick('direct');
         const b = pick('pgbouncer');
         const w = pick('warden');
+        const n = pick('node-proxy');
         const ofDirect = w.tps / d.tps;
         const ofBouncer = w.tps / b.tps;
         const addedP50 = (w.p50Ms - d.p50Ms) / ROUND_TRIPS[script];
@@ -351,23 +425,30 @@ try {
           `${fmt(ofDirect * 100, 0)}%`, verdict(ok.direct),
           `${fmt(ofBouncer * 100, 0)}%`, verdict(ok.pgbouncer),
           fmt(w.p50Ms - d.p50Ms, 3), fmt(addedP50, 3), verdict(ok.p50),
+          `${fmt((n.tps / d.tps) * 100, 0)}%`, `${fmt((w.tps / n.tps) * 100, 0)}%`,
         ]);
       }
     }
   }
   out.push(
     `Targets: Warden ≥ ${TARGET_RATIO_DIRECT * 100}% of direct TPS; Warden TPS ≥ pgbouncer TPS; added p50 latency (Warden − direct) < ${TARGET_ADDED_P50_MS} ms per round trip`,
-    table(['script', 'mode', 'clients', 'rt/tx', 'W/direct', 'target', 'W/pgbouncer', 'target', '+p50 ms/tx', '+p50 ms/rt', 'target'], rows),
+    table(['script', 'mode', 'clients', 'rt/tx', 'W/direct', 'target', 'W/pgbouncer', 'target', '+p50 ms/tx', '+p50 ms/rt', 'target', 'node-proxy/direct', 'W/node-proxy'], rows),
     `  met: ≥${TARGET_RATIO_DIRECT * 100}% of direct ${tally.direct}/${tally.n}, ≥ pgbouncer ${tally.pgbouncer}/${tally.n}, added p50 ${tally.p50}/${tally.n}`,
     '',
   );
   out.push(
     `Gateway during the pgbench runs: VmRSS ${fmt(benchMemory.rssKiB / 1024, 1)} MiB at the end, peak (VmHWM) ${fmt(benchMemory.hwmKiB / 1024, 1)} MiB; ${JSON.stringify(benchReport ?? {})}`,
+  );
+  if (many) {
+    out.push(
     `${many.opened}/${many.requested} concurrent sessions through a fresh gateway child (opened in ${many.connectSeconds} s, 20 handshakes at a time, then 3 rounds of a masked, recorded 10-row SELECT on every session at once):`,
     `  RSS idle ${many.idleRssMiB} MiB; all sessions connected ${many.connectedRssMiB} MiB (peak while connecting ${many.connectPeakMiB} MiB); after the queries ${many.openRssMiB} MiB (${fmt(((many.openRssMiB - many.idleRssMiB) * 1024) / Math.max(1, many.opened), 0)} KiB per session over idle)`,
     `  peak RSS: sampled every 20 ms ${many.peakSampledMiB} MiB; VmHWM (kernel high-water mark) ${many.hwmMiB} MiB`,
     ...(many.errors.length > 0 ? [`  connection errors: ${many.errors.join('; ')}`] : []),
     `  ${JSON.stringify(manyReport ?? {})}`,
+    );
+  }
+  out.push(
     '',
   );
   process.stdout.write(`${out.join('\n')}\n`);

@@ -93,6 +93,16 @@ const STARTUP_TIMEOUT_MS = 60_000;
 /** Type OIDs whose binary form is the UTF-8 text (text, varchar, bpchar, name, "char", unknown). */
 const TEXT_TYPES = new Set([25, 1043, 1042, 19, 18, 705]);
 const JSON_TYPES = new Set([114, 3802]);
+/** Distinct RowDescriptions a session keeps decoded (by exact bytes) for reuse. */
+const ROW_DESCRIPTIONS_KEPT = 16;
+/** A batch of writes up to this size is copied into one buffer (one write, one TLS record); larger ones are corked. */
+const COALESCE_MAX_BYTES = 64 * 1024;
+
+function batchBytes(batch: readonly Buffer[]): number {
+  let n = 0;
+  for (const b of batch) n += b.length;
+  return n;
+}
 
 class SessionEnd extends Error {
   readonly sqlState: string;
@@ -321,6 +331,13 @@ export class PostgresSession {
   readonly #respPortals = new Map<string, PortalView>();
   readonly #sqlPrepared = new Map<string, SqlCommand>();
   #result: ResultState | undefined;
+  /**
+   * RowDescriptions seen lately, by their exact bytes, with the decoded fields: a driver runs the
+   * same few statements over and over, and an unchanged fields array lets #newResult reuse its plan.
+   */
+  #rowDescriptions: Array<{ body: Buffer; fields: FieldDescription[] }> = [];
+  /** Column names and masking plan per (fields array, statement); the masker is this session's and never changes. */
+  readonly #plans = new WeakMap<FieldDescription[], { statement: ClassifiedStatement | undefined; names: string[][]; plan: ResultState['plan'] }>();
   #nextId = 1;
   // Flow control: the client's buffer is full (stop reading the upstream), the upstream's is full
   // (stop reading the client), the recorder asked for a pause (stop reading both).
@@ -328,6 +345,10 @@ export class PostgresSession {
   #upstreamFull = false;
   #recorderFull = false;
   #relaying = false;
+  // Writes collected while one chunk of messages is handled, sent as one buffer at its end
+  // (undefined: write at once).
+  #clientBatch: Buffer[] | undefined;
+  #upstreamBatch: Buffer[] | undefined;
   // Just-in-time approval: the statement being held, and the outcome applied while it runs again.
   #hold: Hold | undefined;
   #holdFull = false;
@@ -691,19 +712,39 @@ export class PostgresSession {
       this.#end('protocol-error', { code: SqlState.ProtocolViolation, message: `invalid message from the client: ${(error as Error).message}` });
       return;
     }
-    const up = this.#upstream!.socket;
-    up.cork();
+    const outer = this.#upstreamBatch !== undefined;
+    if (!outer) this.#upstreamBatch = [];
     try {
       for (const m of messages) {
         if (this.#ended) break;
         this.#onClientMessage(m);
       }
     } finally {
-      up.uncork();
+      if (!outer) this.#flushUpstream();
     }
   }
 
   #toUpstream(bytes: Buffer): void {
+    if (this.#upstreamBatch) this.#upstreamBatch.push(bytes);
+    else this.#writeUpstream(bytes);
+  }
+
+  /** Sends what the current batch collected for the upstream as one write, and ends the batch. */
+  #flushUpstream(): void {
+    const batch = this.#upstreamBatch;
+    this.#upstreamBatch = undefined;
+    if (!batch || batch.length === 0) return;
+    if (batch.length === 1) this.#writeUpstream(batch[0]!);
+    else if (batchBytes(batch) <= COALESCE_MAX_BYTES) this.#writeUpstream(Buffer.concat(batch));
+    else {
+      const up = this.#upstream!.socket;
+      up.cork();
+      for (const b of batch) this.#writeUpstream(b);
+      up.uncork();
+    }
+  }
+
+  #writeUpstream(bytes: Buffer): void {
     const up = this.#upstream!.socket;
     if (!up.write(bytes) && !this.#upstreamFull) {
       this.#upstreamFull = true;
@@ -712,6 +753,26 @@ export class PostgresSession {
   }
 
   #toClient(bytes: Buffer): void {
+    if (this.#clientBatch) this.#clientBatch.push(bytes);
+    else this.#writeClient(bytes);
+  }
+
+  /** Sends what the current batch collected for the client as one write (one TLS record), and ends the batch. */
+  #flushClient(): void {
+    const batch = this.#clientBatch;
+    this.#clientBatch = undefined;
+    if (!batch || batch.length === 0) return;
+    if (batch.length === 1) this.#writeClient(batch[0]!);
+    else if (batchBytes(batch) <= COALESCE_MAX_BYTES) this.#writeClient(Buffer.concat(batch));
+    else {
+      // Large results: no extra copy; the socket gathers them itself.
+      this.#client.cork();
+      for (const b of batch) this.#writeClient(b);
+      this.#client.uncork();
+    }
+  }
+
+  #writeClient(bytes: Buffer): void {
     if (!this.#client.write(bytes) && !this.#clientFull) {
       this.#clientFull = true;
       this.#flow();
@@ -843,8 +904,8 @@ export class PostgresSession {
     this.#hold = undefined;
     this.#recordApproval(outcome);
     this.#log('info', 'approval outcome', { request: outcome.request, decision: outcome.decision, user: this.#identity?.user });
-    const up = this.#upstream!.socket;
-    up.cork();
+    const outer = this.#upstreamBatch !== undefined;
+    if (!outer) this.#upstreamBatch = [];
     try {
       this.#resolution = { outcome, ids: hold.ids, decision: hold.decision };
       try {
@@ -860,7 +921,7 @@ export class PostgresSession {
       this.#log('error', 'relay failed', { error: (error as Error).message });
       this.#end('error', { code: SqlState.InternalError, message: 'Warden hit an internal error; the session was ended' });
     } finally {
-      up.uncork();
+      if (!outer) this.#flushUpstream();
     }
     if (this.#holdFull && ((this.#hold as Hold | undefined)?.queuedBytes ?? 0) <= HOLD_QUEUE_MAX_BYTES) {
       this.#holdFull = false;
@@ -1078,7 +1139,8 @@ export class PostgresSession {
       this.#end('server-error', { code: SqlState.ProtocolViolation, message: 'Warden: the database sent invalid data' });
       return;
     }
-    this.#client.cork();
+    const outer = this.#clientBatch !== undefined;
+    if (!outer) this.#clientBatch = [];
     try {
       for (const f of frames) {
         if (this.#ended) break;
@@ -1088,7 +1150,7 @@ export class PostgresSession {
       this.#log('error', 'relay failed', { error: (error as Error).message });
       this.#end('error', { code: SqlState.InternalError, message: 'Warden hit an internal error; the session was ended' });
     } finally {
-      this.#client.uncork();
+      if (!outer) this.#flushClient();
     }
   }
 
@@ -1114,7 +1176,7 @@ export class PostgresSession {
         break;
       case BackendCode.RowDescription:
       case BackendCode.NoData: {
-        const fields = f.code === BackendCode.NoData ? [] : backend.decodeRowDescription(f.body);
+        const fields = f.code === BackendCode.NoData ? [] : this.#decodeRowDescription(f.body);
         if (head?.kind === 'describe') {
           this.#pending.shift();
           if (head.target === 'P') {
@@ -1208,7 +1270,31 @@ export class PostgresSession {
     this.#toClient(out);
   }
 
+  /** Decodes a RowDescription, or returns the fields of a byte-identical one seen lately (never mutated). */
+  #decodeRowDescription(body: Buffer): FieldDescription[] {
+    const seen = this.#rowDescriptions;
+    for (let i = 0; i < seen.length; i++) {
+      const entry = seen[i]!;
+      if (entry.body.equals(body)) {
+        if (i > 0) {
+          seen.splice(i, 1);
+          seen.unshift(entry);
+        }
+        return entry.fields;
+      }
+    }
+    const fields = backend.decodeRowDescription(body);
+    // A copy: the frame's bytes are forwarded (and may share a pooled buffer).
+    seen.unshift({ body: Buffer.from(body), fields });
+    if (seen.length > ROW_DESCRIPTIONS_KEPT) seen.pop();
+    return fields;
+  }
+
   #newResult(id: number, started: number, fields: FieldDescription[] | undefined, statement: ClassifiedStatement | undefined): ResultState {
+    const known = fields ? this.#plans.get(fields) : undefined;
+    if (known && known.statement === statement) {
+      return { id, started, fields, names: known.names, plan: known.plan, rows: [], rowCount: 0, masked: false };
+    }
     const names = (fields ?? []).map((field, i) => {
       const set = new Set([field.name.toLowerCase()]);
       const sources = statement?.outputSources;
@@ -1223,6 +1309,7 @@ export class PostgresSession {
         kind: JSON_TYPES.has(field.typeOid) && field.format === 0 ? 'json' : TEXT_TYPES.has(field.typeOid) || field.format === 0 ? 'text' : 'opaque',
       }));
     }
+    if (fields) this.#plans.set(fields, { statement, names, plan });
     return { id, started, fields, names, plan, rows: [], rowCount: 0, masked: false };
   }
 
@@ -1247,37 +1334,62 @@ export class PostgresSession {
       return;
     }
     let changed = false;
-    const out = values.map((v, i) => {
-      if (v === null) return null;
-      const p = r.plan![i]!;
+    const masker = this.#masker;
+    const plan = r.plan;
+    const n = values.length;
+    const out: Array<Buffer | null> = new Array(n);
+    // The recorded row is the masked one, as the client sees it (text as #rowText makes it),
+    // built in the same pass so each value is decoded once.
+    const recorded: Array<string | null> | undefined = wantRecord ? new Array(n) : undefined;
+    for (let i = 0; i < n; i++) {
+      const v = values[i]!;
+      if (v === null) {
+        out[i] = null;
+        if (recorded) recorded[i] = null;
+        continue;
+      }
+      const p = plan[i]!;
       if (p.kind === 'opaque') {
-        if (!p.byName) return v;
-        changed = true;
-        return null;
+        if (!p.byName) {
+          out[i] = v;
+          if (recorded) recorded[i] = this.#cellText(v, r.fields![i]);
+        } else {
+          changed = true;
+          out[i] = null;
+          if (recorded) recorded[i] = null;
+        }
+        continue;
       }
       const text = v.toString('utf8');
-      const masked = this.#masker!.mask(r.names[i]!, text);
-      if (masked === text) return v;
+      const masked = masker.mask(r.names[i]!, text);
+      if (masked === text) {
+        out[i] = v;
+        if (recorded) recorded[i] = text;
+        continue;
+      }
       changed = true;
-      if (masked === null) return null;
-      if (p.kind === 'json') return Buffer.from(JSON.stringify(masked));
+      let value: Buffer | null;
+      if (masked === null) value = null;
+      else if (p.kind === 'json') value = Buffer.from(JSON.stringify(masked));
       // A masked value of a non-text type (int, date…) would not parse on the client: null it.
-      const type = r.fields![i]!.typeOid;
-      if (!TEXT_TYPES.has(type)) return null;
-      return Buffer.from(masked, 'utf8');
-    });
+      else if (!TEXT_TYPES.has(r.fields![i]!.typeOid)) value = null;
+      else value = Buffer.from(masked, 'utf8');
+      out[i] = value;
+      if (recorded) recorded[i] = value === null ? null : this.#cellText(value, r.fields![i]);
+    }
     if (changed) r.masked = true;
-    if (wantRecord) r.rows.push(this.#rowText(out, r.fields));
+    if (recorded) r.rows.push(recorded);
     this.#toClient(changed ? backend.dataRow(out) : f.raw);
   }
 
+  /** One value as recorded: text when the column is text, else hex. */
+  #cellText(v: Buffer, field: FieldDescription | undefined): string {
+    if (!field || field.format === 0 || TEXT_TYPES.has(field.typeOid)) return v.toString('utf8');
+    return `\\x${v.toString('hex')}`;
+  }
+
   #rowText(values: Array<Buffer | null>, fields: FieldDescription[] | undefined): Array<string | null> {
-    return values.map((v, i) => {
-      if (v === null) return null;
-      const field = fields?.[i];
-      if (!field || field.format === 0 || TEXT_TYPES.has(field.typeOid)) return v.toString('utf8');
-      return `\\x${v.toString('hex')}`;
-    });
+    return values.map((v, i) => (v === null ? null : this.#cellText(v, fields?.[i])));
   }
 
   #finishResult(tag: string | undefined, id: number, started: number): void {
@@ -1310,6 +1422,13 @@ export class PostgresSession {
   #end(reason: string, error?: { code: string; message: string }): void {
     if (this.#ended) return;
     this.#ended = true;
+    // What was relayed before the end goes out before the FATAL and the Terminate, in order.
+    try {
+      this.#flushClient();
+      if (this.#upstream) this.#flushUpstream();
+    } catch {
+      // A socket already gone: nothing more to send.
+    }
     for (const t of this.#timers) clearTimeout(t);
     this.#cancelAccess?.();
     if (this.#idleTimer) clearTimeout(this.#idleTimer);

@@ -156,6 +156,20 @@ export interface BackendFrame {
   body: Buffer;
 }
 
+/** A frame whose body view is made only when something decodes it (most frames are only forwarded). */
+class Frame implements BackendFrame {
+  readonly code: number;
+  readonly raw: Buffer;
+  #body: Buffer | undefined;
+  constructor(raw: Buffer) {
+    this.raw = raw;
+    this.code = raw[0]!;
+  }
+  get body(): Buffer {
+    return (this.#body ??= this.raw.subarray(5));
+  }
+}
+
 /** Cuts a server's byte stream into frames; split-anywhere safe; lengths bounded. */
 export class BackendFramer {
   readonly #queue = new ChunkQueue();
@@ -173,15 +187,14 @@ export class BackendFramer {
     this.#queue.push(chunk);
     const out: BackendFrame[] = [];
     while (this.#queue.length >= 5) {
-      const header = this.#queue.peek(5);
-      const length = header.readInt32BE(1);
+      const length = this.#queue.int32At(1);
       if (length < 4) throw new ProtocolError(ProtocolErrorCode.InvalidLength, `server sent message length ${length}`);
       if (length > this.#max) {
         throw new ProtocolError(ProtocolErrorCode.MessageTooLarge, `server sent a message of ${length} bytes`);
       }
       if (this.#queue.length < length + 1) break;
       const raw = this.#queue.take(length + 1);
-      out.push({ code: raw.readUInt8(0), raw, body: raw.subarray(5) });
+      out.push(new Frame(raw));
     }
     return out;
   }

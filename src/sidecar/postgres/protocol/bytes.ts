@@ -173,6 +173,20 @@ export class ChunkQueue {
     this.#length += chunk.length;
   }
 
+  /** The byte at `offset` (< length) without consuming anything. */
+  uint8At(offset: number): number {
+    const first = this.#chunks[0];
+    if (first && first.length > offset) return first[offset]!;
+    return this.peek(offset + 1)[offset]!;
+  }
+
+  /** The big-endian int32 at `offset` (offset + 4 ≤ length) without consuming anything or allocating (usually). */
+  int32At(offset: number): number {
+    const first = this.#chunks[0];
+    if (first && first.length >= offset + 4) return first.readInt32BE(offset);
+    return this.peek(offset + 4).readInt32BE(offset);
+  }
+
   /** The first `n` bytes (n ≤ length) without consuming them. */
   peek(n: number): Buffer {
     const first = this.#chunks[0];

@@ -105,7 +105,7 @@ export class FrontendParser {
 
   #nextStartup(): StartupPhaseMessage | undefined {
     if (this.#queue.length < 4) return undefined;
-    const length = this.#queue.peek(4).readInt32BE(0);
+    const length = this.#queue.int32At(0);
     if (length < 8) throw new ProtocolError(ProtocolErrorCode.InvalidLength, `invalid startup packet length ${length}`);
     if (length > MAX_STARTUP_PACKET_BYTES) {
       throw new ProtocolError(ProtocolErrorCode.MessageTooLarge, `startup packet of ${length} bytes is too large`);
@@ -119,9 +119,8 @@ export class FrontendParser {
 
   #nextTyped(): TypedFrontendMessage | undefined {
     if (this.#queue.length < 5) return undefined;
-    const header = this.#queue.peek(5);
-    const code = header.readUInt8(0);
-    const length = header.readInt32BE(1);
+    const code = this.#queue.uint8At(0);
+    const length = this.#queue.int32At(1);
     if (!KNOWN_CODES.has(code)) {
       throw new ProtocolError(ProtocolErrorCode.UnknownMessageType, `invalid frontend message type ${code}`);
     }
