@@ -4,6 +4,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical-json.ts';
 import {
+  canonicalChunkHeader,
+  type ChunkHeader,
   CHUNK_SIGNATURE_CONTEXT,
   Compression,
   decodeChunk,
@@ -180,6 +182,31 @@ describe('strict decoding', () => {
 
 describe('chunk properties', () => {
   const compressionArb = fc.constantFrom(Compression.Zstd, Compression.Gzip, Compression.None);
+
+  it('writes chunk headers exactly as canonicalJson does (property)', () => {
+    const hex = (length: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${length}}$`));
+    fc.assert(
+      fc.property(
+        fc.record({
+          session: fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }),
+          seq: fc.maxSafeNat(),
+          prev: hex(64),
+          t0: fc.maxSafeNat(),
+          t1: fc.maxSafeNat(),
+          events: fc.maxSafeNat(),
+          raw: fc.maxSafeNat(),
+          comp: compressionArb,
+          signer: hex(16),
+        }),
+        fc.option(fc.record({ kid: fc.string({ unit: 'binary', maxLength: 64 }), iv: hex(24) }), { nil: undefined }),
+        (fields, enc) => {
+          const header: ChunkHeader = { v: 1, ...fields, ...(enc ? { enc: { alg: 'A256GCM', ...enc } } : {}) };
+          expect(canonicalChunkHeader(header)).toBe(canonicalJson(header));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 
   it('decode ∘ encode is the identity on events and header (property)', () => {
     fc.assert(

@@ -51,6 +51,10 @@ export interface ClosedRecording {
 }
 
 const NOTHING: readonly SealedChunk[] = Object.freeze([]);
+const EMPTY = Buffer.alloc(0);
+/** Smallest body allocated. A body larger than `IDLE_BODY_BYTES` is never kept while nothing is buffered. */
+const MIN_BODY_BYTES = 16 * 1024;
+const IDLE_BODY_BYTES = 64 * 1024;
 
 export class Chunker {
   readonly sessionId: string;
@@ -63,8 +67,17 @@ export class Chunker {
   readonly #encryption: ChunkEncryption | undefined;
   readonly #now: () => number;
 
-  #lines: Buffer[] = [];
+  /**
+   * The JSON-lines body being built, events serialized straight into it: no per-event buffers, no
+   * concatenation at seal. It stays across a seal while events are still buffered (the usual case
+   * of a busy session: the event that did not fit starts the next chunk). A large body is
+   * released whenever nothing is buffered, so an idle session holds at most `IDLE_BODY_BYTES`;
+   * after a size-bound seal `#bodyHint` sizes the next one at once instead of doubling up again.
+   */
+  #body: Buffer = EMPTY;
+  #bodyHint = 0;
   #bufferedBytes = 0;
+  #events = 0;
   #openedAt = 0;
   #t0 = 0;
   #t1 = 0;
@@ -104,72 +117,136 @@ export class Chunker {
     this.#assertOpen();
     const problem = eventShapeProblem(event);
     if (problem) throw new RecorderError(RecorderErrorCode.EventInvalid, `the ${event.k} event ${problem}`);
-    let line: Buffer;
+    let line: EventLine;
     try {
-      line = serializeEventLine(event);
+      line = eventLine(event);
     } catch (cause) {
       throw new RecorderError(
         RecorderErrorCode.EventInvalid,
         `the ${event.k} event is not JSON-serializable (${(cause as Error).message})`,
       );
     }
-    if (line.length > this.maxEventBytes) {
-      throw new RecorderError(
-        RecorderErrorCode.EventTooLarge,
-        `the ${event.k} event is ${line.length} bytes serialized, more than maxEventBytes (${this.maxEventBytes}); cap its payload with capPayload`,
-      );
-    }
+    // Upper bound of the serialized size without scanning the strings (UTF-8: ≤ 3 bytes per UTF-16 unit).
+    const bound = line.b64 === undefined ? line.head.length * 3 + 1 : (line.head.length + line.tail.length) * 3 + line.b64.length + 1;
+    if (bound > this.maxChunkBytes) return this.#appendLarge(event, line);
 
+    const start = this.#bufferedBytes;
+    this.#reserve(start + bound);
+    const length = writeLine(this.#body, start, line);
+    if (length > this.maxEventBytes) this.#tooLarge(event, length);
     // Seal first if this event would push the buffer past the size bound, so the buffer never
-    // holds more than one chunk's worth.
-    const first =
-      this.#lines.length > 0 && this.#bufferedBytes + line.length > this.maxChunkBytes
-        ? this.#seal()
-        : undefined;
+    // holds more than one chunk's worth; the event's line then moves to the front.
+    let first: SealedChunk | undefined;
+    if (this.#events > 0 && start + length > this.maxChunkBytes) {
+      first = this.#seal(this.#body.subarray(0, start));
+      this.#body.copyWithin(0, start, start + length);
+    }
+    this.#bufferedBytes += length;
+    return this.#added(event, first);
+  }
+
+  /** An event whose line may exceed `maxChunkBytes`: serialized on its own, never into the reused body. */
+  #appendLarge(event: RecordingEvent, parts: EventLine): readonly SealedChunk[] {
+    const line = lineBytes(parts);
+    if (line.length > this.maxEventBytes) this.#tooLarge(event, line.length);
+    let first: SealedChunk | undefined;
+    if (this.#events > 0 && this.#bufferedBytes + line.length > this.maxChunkBytes) first = this.#seal(this.#body.subarray(0, this.#bufferedBytes));
+    if (this.#events === 0 && line.length >= this.maxChunkBytes) {
+      // Sealed alone, straight from its own buffer.
+      this.#noteEvent(event, this.#now());
+      this.#bufferedBytes = line.length;
+      return this.#sealed(first, this.#seal(line));
+    }
+    this.#reserve(this.#bufferedBytes + line.length);
+    this.#body.set(line, this.#bufferedBytes);
+    this.#bufferedBytes += line.length;
+    return this.#added(event, first);
+  }
+
+  #tooLarge(event: RecordingEvent, length: number): never {
+    throw new RecorderError(
+      RecorderErrorCode.EventTooLarge,
+      `the ${event.k} event is ${length} bytes serialized, more than maxEventBytes (${this.maxEventBytes}); cap its payload with capPayload`,
+    );
+  }
+
+  /** Bookkeeping after an event's line is in the body; seals when a bound is reached. */
+  #added(event: RecordingEvent, first: SealedChunk | undefined): readonly SealedChunk[] {
     const now = this.#now();
-    if (this.#lines.length === 0) {
+    this.#noteEvent(event, now);
+    const second =
+      this.#bufferedBytes >= this.maxChunkBytes || now - this.#openedAt >= this.maxChunkAgeMs
+        ? this.#seal(this.#body.subarray(0, this.#bufferedBytes))
+        : undefined;
+    return this.#sealed(first, second);
+  }
+
+  #noteEvent(event: RecordingEvent, now: number): void {
+    if (this.#events === 0) {
       this.#openedAt = now;
       this.#t0 = event.t;
       this.#t1 = event.t;
     } else {
-      this.#t0 = Math.min(this.#t0, event.t);
-      this.#t1 = Math.max(this.#t1, event.t);
+      if (event.t < this.#t0) this.#t0 = event.t;
+      if (event.t > this.#t1) this.#t1 = event.t;
     }
-    this.#lines.push(line);
-    this.#bufferedBytes += line.length;
+    this.#events += 1;
     this.#kinds.set(event.k, (this.#kinds.get(event.k) ?? 0) + 1);
+  }
 
-    const second =
-      this.#bufferedBytes >= this.maxChunkBytes || now - this.#openedAt >= this.maxChunkAgeMs
-        ? this.#seal()
-        : undefined;
+  #sealed(first: SealedChunk | undefined, second: SealedChunk | undefined): readonly SealedChunk[] {
+    this.#releaseIfEmpty(true);
     if (first === undefined) return second === undefined ? NOTHING : [second];
     return second === undefined ? [first] : [first, second];
   }
 
+  /** Releases a large body when nothing is buffered; `busy` (a size-bound seal) keeps its size as the hint. */
+  #releaseIfEmpty(busy: boolean): void {
+    if (this.#events > 0 || this.#body.length <= IDLE_BODY_BYTES) return;
+    this.#bodyHint = busy ? this.#body.length : 0;
+    this.#body = EMPTY;
+  }
+
+  /** Grows the body to hold `bytes` (doubling, keeping what is buffered). */
+  #reserve(bytes: number): void {
+    if (bytes <= this.#body.length) return;
+    const hint = this.#bufferedBytes === 0 ? this.#bodyHint : 0;
+    const grown = Buffer.allocUnsafe(
+      Math.max(bytes, hint, Math.min(this.#body.length * 2, this.maxChunkBytes * 2), Math.min(MIN_BODY_BYTES, this.maxChunkBytes)),
+    );
+    this.#body.copy(grown, 0, 0, this.#bufferedBytes);
+    this.#body = grown;
+  }
+
   /** Seals the buffered events if the oldest was appended `maxChunkAgeMs` or more before `now`. */
   tick(now: number = this.#now()): SealedChunk | undefined {
-    if (this.#closed || this.#lines.length === 0 || now - this.#openedAt < this.maxChunkAgeMs)
+    if (this.#closed || this.#events === 0 || now - this.#openedAt < this.maxChunkAgeMs)
       return undefined;
-    return this.#seal();
+    const chunk = this.#seal(this.#body.subarray(0, this.#bufferedBytes));
+    this.#releaseIfEmpty(false);
+    return chunk;
   }
 
   /** Seals whatever is buffered now (e.g. before the process may be stopped). */
   flush(): SealedChunk | undefined {
     this.#assertOpen();
-    return this.#lines.length === 0 ? undefined : this.#seal();
+    if (this.#events === 0) return undefined;
+    const chunk = this.#seal(this.#body.subarray(0, this.#bufferedBytes));
+    this.#releaseIfEmpty(false);
+    return chunk;
   }
 
   /** Clock time by which `tick` will seal the buffered events; undefined when nothing is buffered. */
   deadline(): number | undefined {
-    return this.#lines.length === 0 ? undefined : this.#openedAt + this.maxChunkAgeMs;
+    return this.#events === 0 ? undefined : this.#openedAt + this.maxChunkAgeMs;
   }
 
   /** Seals the tail and signs the manifest. The chunker accepts nothing afterwards. */
   close(meta: SessionMeta): ClosedRecording {
     this.#assertOpen();
-    const tail = this.#lines.length === 0 ? undefined : this.#seal();
+    const tail = this.#events === 0 ? undefined : this.#seal(this.#body.subarray(0, this.#bufferedBytes));
     this.#closed = true;
+    this.#body = EMPTY;
     const manifest = buildManifest({
       session: this.sessionId,
       meta,
@@ -187,7 +264,7 @@ export class Chunker {
   }
 
   get bufferedEvents(): number {
-    return this.#lines.length;
+    return this.#events;
   }
 
   /** Sequence number the next sealed chunk will carry. */
@@ -204,15 +281,15 @@ export class Chunker {
     return this.#closed;
   }
 
-  #seal(): SealedChunk {
-    const raw = Buffer.concat(this.#lines, this.#bufferedBytes);
+  /** Seals `raw` (the buffered events' lines) as the next chunk; `raw` is not kept. */
+  #seal(raw: Buffer): SealedChunk {
     const chunk = sealChunk({
       session: this.sessionId,
       seq: this.#seq,
       prev: this.#prev,
       t0: this.#t0,
       t1: this.#t1,
-      events: this.#lines.length,
+      events: this.#events,
       raw,
       compression: this.#compression,
       signingKey: this.#signingKey,
@@ -229,7 +306,7 @@ export class Chunker {
     this.#rawTotal += raw.length;
     this.#seq += 1;
     this.#prev = chunk.digest;
-    this.#lines = [];
+    this.#events = 0;
     this.#bufferedBytes = 0;
     return chunk;
   }
@@ -271,6 +348,16 @@ const B64_SLOT = '"b64":""';
  * anything else, or a slot that is not unique, takes the plain path.
  */
 export function serializeEventLine(event: RecordingEvent): Buffer {
+  return lineBytes(eventLine(event));
+}
+
+/**
+ * An event's JSON line as strings: `head` alone (then `tail` is empty), or `head + b64 + tail`
+ * for the fast path. The newline is not included.
+ */
+type EventLine = { readonly head: string; readonly b64: undefined; readonly tail: '' } | { readonly head: string; readonly b64: string; readonly tail: string };
+
+function eventLine(event: RecordingEvent): EventLine {
   const data = (event as { data?: unknown }).data;
   const b64 = typeof data === 'object' && data !== null ? (data as { b64?: unknown }).b64 : undefined;
   if (
@@ -287,17 +374,33 @@ export function serializeEventLine(event: RecordingEvent): Buffer {
     // Exactly one slot: in JSON text the sequence can only be our key with its empty value.
     if (slot !== -1 && rest.indexOf(B64_SLOT, slot + 1) === -1) {
       const cut = slot + B64_SLOT.length - 1;
-      const head = rest.slice(0, cut);
-      const tail = rest.slice(cut);
-      const line = Buffer.allocUnsafe(Buffer.byteLength(head, 'utf8') + b64.length + Buffer.byteLength(tail, 'utf8') + 1);
-      let at = line.write(head, 0, 'utf8');
-      at += line.write(b64, at, 'latin1');
-      at += line.write(tail, at, 'utf8');
-      line[at] = 0x0a;
-      return line;
+      return { head: rest.slice(0, cut), b64, tail: rest.slice(cut) };
     }
   }
-  return Buffer.from(`${JSON.stringify(event)}\n`, 'utf8');
+  // JSON.stringify returns undefined (not a string) for e.g. a function; the shape check rules
+  // that out for events, but fail loudly rather than write "undefined".
+  const json = JSON.stringify(event) as string | undefined;
+  if (typeof json !== 'string') throw new TypeError('JSON.stringify produced no text');
+  return { head: json, b64: undefined, tail: '' };
+}
+
+/** Writes the line and its newline at `offset` (the buffer has room for the size bound); returns its byte length. */
+function writeLine(buffer: Buffer, offset: number, line: EventLine): number {
+  let at = offset + buffer.write(line.head, offset, 'utf8');
+  if (line.b64 !== undefined) {
+    at += buffer.write(line.b64, at, 'latin1');
+    at += buffer.write(line.tail, at, 'utf8');
+  }
+  buffer[at] = 0x0a;
+  return at + 1 - offset;
+}
+
+function lineBytes(line: EventLine): Buffer {
+  const size =
+    Buffer.byteLength(line.head, 'utf8') + (line.b64 === undefined ? 0 : line.b64.length + Buffer.byteLength(line.tail, 'utf8')) + 1;
+  const buffer = Buffer.allocUnsafe(size);
+  writeLine(buffer, 0, line);
+  return buffer;
 }
 
 function positiveInt(name: string, value: number, max: number = Number.MAX_SAFE_INTEGER): number {

@@ -549,7 +549,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
       const size = manifest.bytes.length;
       await this.#recorder.uploader.upload(
         this.folder + MANIFEST_OBJECT_NAME,
-        () => this.#recorder.spool.read(this.sessionId, MANIFEST_OBJECT_NAME),
+        this.#readOnce(manifest.bytes, MANIFEST_OBJECT_NAME),
         this.#recorder.putOptions(),
       );
       await this.#recorder.spool.remove(this.sessionId, MANIFEST_OBJECT_NAME, size);
@@ -629,7 +629,7 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
     const { seq, digest } = chunk;
     const spool = this.#recorder.spool;
     const upload = this.#recorder.uploader
-      .upload(this.folder + name, () => spool.read(this.sessionId, name), this.#recorder.putOptions())
+      .upload(this.folder + name, this.#readOnce(chunk.bytes, name), this.#recorder.putOptions())
       .then(
         async () => {
           await spool.remove(this.sessionId, name, size);
@@ -651,6 +651,24 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
         this.#uploads.delete(upload);
       });
     this.#uploads.add(upload);
+  }
+
+  /**
+   * The uploader's `read` for a file just made durable in the spool. When a worker is free the
+   * uploader calls it at once, inside `upload()`: it then gets the bytes still in memory (the same
+   * bytes the spool holds) instead of reading the file back. Every later call — a queued job, a
+   * retry — reads the spool, so memory stays bounded by the upload concurrency as before.
+   */
+  #readOnce(bytes: Uint8Array, name: string): () => Promise<Uint8Array> {
+    let held: Uint8Array | undefined = bytes;
+    queueMicrotask(() => {
+      held = undefined;
+    });
+    return () => {
+      const inMemory = held;
+      held = undefined;
+      return inMemory ? Promise.resolve(inMemory) : this.#recorder.spool.read(this.sessionId, name);
+    };
   }
 
   #armTimer(): void {

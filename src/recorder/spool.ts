@@ -48,6 +48,8 @@ export class Spool {
   /** The bound: above it the recorder reports SPOOL_FULL to its sessions. */
   readonly maxBytes: number;
   #usedBytes = 0;
+  readonly #tempPrefix = `${randomBytes(6).toString('hex')}-`;
+  #tempCounter = 0;
 
   constructor(dir: string, maxBytes: number) {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
@@ -156,7 +158,8 @@ export class Spool {
 
   async #writeFile(sessionId: string, name: string, bytes: Uint8Array): Promise<void> {
     const folder = join(this.dir, sessionId);
-    const temp = join(folder, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
+    // Unique within this process by the counter, across processes sharing the folder by the prefix.
+    const temp = join(folder, `${TEMP_PREFIX}${this.#tempPrefix}${(this.#tempCounter++).toString(36)}`);
     try {
       await writeDurably(temp, bytes);
       await rename(temp, join(folder, name));

@@ -124,6 +124,9 @@ export class Uploader {
         job.reject(new RecorderError(RecorderErrorCode.SpoolWriteFailed, `reading ${job.key} back from the spool failed: ${(error as Error).message}`, { object: job.key }));
         return;
       }
+      // Stopped while the spool was being read: the file stays for the next start, which may
+      // already be uploading it (a put from here would race that process's recovery).
+      if (this.#abort.signal.aborted) continue;
       try {
         const outcome = await this.store.putOnce(job.key, bytes, job.options);
         this.#uploadedBytes += bytes.length;
