@@ -252,6 +252,26 @@ describe('PostgreSQL gateway: statements across policy changes', () => {
     expect(raw.frames.slice(from).map((f) => String.fromCharCode(f.code)).join('')).toBe('2DCZ');
     raw.end();
   });
+  it('forgets a Parse-d statement that SQL DEALLOCATE / PREPARE replaced (one namespace upstream)', async () => {
+    let current = classPolicy();
+    const gateway = await startGateway({
+      policy: { admission: (s) => current.admission(s), decide: (s, c) => current.decide(s, c) },
+    });
+    const raw = await RawClient.connect(gateway.address.port, await token());
+    raw.socket.write(Buffer.concat([serialize.parse({ name: 's2', text: 'SELECT 1' }), serialize.sync()]));
+    await raw.waitFor((f) => f.code === 0x5a);
+    // Same name, now a DELETE — made at the SQL level, where the server keeps protocol-level
+    // statements too.
+    await raw.query('DEALLOCATE s2; PREPARE s2 AS DELETE FROM accounts WHERE id = 999');
+    current = classPolicy(['read']);
+    const from = raw.frames.length;
+    raw.socket.write(Buffer.concat([serialize.bind({ statement: 's2' }), serialize.execute({}), serialize.sync()]));
+    await raw.waitFor((f) => f.code === 0x5a && raw.frames.indexOf(f) >= from);
+    const errors = raw.frames.slice(from).filter((f) => f.code === 0x45).map((f) => f.body.toString());
+    expect(errors.join('')).toContain('42501');
+    expect(raw.frames.slice(from).some((f) => f.code === 0x43 && f.body.toString().startsWith('DELETE'))).toBe(false);
+    raw.end();
+  });
 });
 
 describe('PostgreSQL gateway: masking', () => {

@@ -997,14 +997,23 @@ export class PostgresSession {
           return;
         }
         for (const s of statements) {
+          // SQL PREPARE/DEALLOCATE and protocol Parse share one namespace on the server: what the
+          // SQL level replaces or drops, the Parse record must not vouch for any more (Execute then
+          // judges the SQL-level statement, or finds nothing and refuses).
           if (s.prepares !== undefined) {
             const prior = this.#sqlPrepared.get(s.prepares);
             // A PREPARE of an existing name fails upstream; keep the more dangerous class.
             if (!prior || prior.statementClass === 'read') this.#sqlPrepared.set(s.prepares, s);
+            this.#fwdStatements.delete(s.prepares);
           }
           if (s.deallocates !== undefined) {
-            if (s.deallocates === '') this.#sqlPrepared.clear();
-            else this.#sqlPrepared.delete(s.deallocates);
+            if (s.deallocates === '') {
+              this.#sqlPrepared.clear();
+              this.#fwdStatements.clear();
+            } else {
+              this.#sqlPrepared.delete(s.deallocates);
+              this.#fwdStatements.delete(s.deallocates);
+            }
           }
         }
         this.#pending.push({ kind: 'query', statements, ids, index: 0, started: performance.now() });
