@@ -38,6 +38,12 @@ export interface DetectOptions {
    * part of the block.
    */
   insidePrivateKey?: string;
+  /**
+   * Where matches may start (default 0): the text before it is context for lookbehinds only, as
+   * if the match search had begun there (the streaming masker passes the character before what it
+   * holds). Not combined with insidePrivateKey.
+   */
+  from?: number;
 }
 
 export type Detector = (text: string, options?: DetectOptions) => DetectorMatch[];
@@ -57,8 +63,8 @@ export const DETECTOR_MAX_LENGTH: Record<MaskingDetector, number> = {
   privateKey: Number.POSITIVE_INFINITY,
 };
 
-function* execAll(re: RegExp, text: string): Generator<RegExpExecArray> {
-  re.lastIndex = 0;
+function* execAll(re: RegExp, text: string, from = 0): Generator<RegExpExecArray> {
+  re.lastIndex = from;
   for (let m = re.exec(text); m !== null; m = re.exec(text)) {
     yield m;
     if (m[0].length === 0) re.lastIndex++;
@@ -71,8 +77,8 @@ function* execAll(re: RegExp, text: string): Generator<RegExpExecArray> {
 
 const EMAIL = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])/g;
 
-export const detectEmail: Detector = (text) =>
-  [...execAll(EMAIL, text)].map((m) => ({ start: m.index, end: m.index + m[0].length, detector: 'email' }));
+export const detectEmail: Detector = (text, options = {}) =>
+  [...execAll(EMAIL, text, options.from)].map((m) => ({ start: m.index, end: m.index + m[0].length, detector: 'email' }));
 
 // ---------------------------------------------------------------------------------------------
 // creditCard: 13–19 digits starting 2–6 (Visa, Mastercard, Amex, Discover, JCB, Diners,
@@ -98,9 +104,9 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-export const detectCreditCard: Detector = (text) => {
+export const detectCreditCard: Detector = (text, options = {}) => {
   const found: DetectorMatch[] = [];
-  CARD.lastIndex = 0;
+  CARD.lastIndex = options.from ?? 0;
   for (let m = CARD.exec(text); m !== null; m = CARD.exec(text)) {
     const candidate = m[0];
     // The longest run may be a card followed by more digits ("4111 1111 1111 1111 2024"): try
@@ -156,9 +162,9 @@ export function ibanValid(iban: string): boolean {
   return remainder === 1;
 }
 
-export const detectIban: Detector = (text) => {
+export const detectIban: Detector = (text, options = {}) => {
   const found: DetectorMatch[] = [];
-  IBAN_START.lastIndex = 0;
+  IBAN_START.lastIndex = options.from ?? 0;
   for (let m = IBAN_START.exec(text); m !== null; m = IBAN_START.exec(text)) {
     const expected = IBAN_LENGTHS[m[0].slice(0, 2)];
     if (expected === undefined) continue;
@@ -205,16 +211,16 @@ function internationalPhoneValid(candidate: string): boolean {
   return /^[0-9]{1,4}$/.test(candidate.slice(open + 1, close));
 }
 
-export const detectPhone: Detector = (text) => {
+export const detectPhone: Detector = (text, options = {}) => {
   const found: DetectorMatch[] = [];
-  PHONE_INTERNATIONAL.lastIndex = 0;
+  PHONE_INTERNATIONAL.lastIndex = options.from ?? 0;
   for (let m = PHONE_INTERNATIONAL.exec(text); m !== null; m = PHONE_INTERNATIONAL.exec(text)) {
     if (internationalPhoneValid(m[0])) found.push({ start: m.index, end: m.index + m[0].length, detector: 'phone' });
     else PHONE_INTERNATIONAL.lastIndex = m.index + 1;
   }
   const international = found.length;
   let next = 0; // international matches are in order; walk them alongside
-  for (const m of execAll(PHONE_NANP, text)) {
+  for (const m of execAll(PHONE_NANP, text, options.from)) {
     const start = m.index;
     const end = start + m[0].length;
     while (next < international && (found[next] as DetectorMatch).end <= start) next++;
@@ -264,15 +270,15 @@ export function germanTaxIdValid(id: string): boolean {
   return check === id.charCodeAt(10) - 48;
 }
 
-export const detectNationalId: Detector = (text) => {
+export const detectNationalId: Detector = (text, options = {}) => {
   const found: DetectorMatch[] = [];
-  for (const m of execAll(SSN, text)) {
+  for (const m of execAll(SSN, text, options.from)) {
     if (ssnValid(m[1] as string, m[2] as string, m[3] as string)) found.push({ start: m.index, end: m.index + 11, detector: 'nationalId' });
   }
-  for (const m of execAll(NINO, text)) {
+  for (const m of execAll(NINO, text, options.from)) {
     if (!NINO_EXCLUDED.has(m[1] as string)) found.push({ start: m.index, end: m.index + m[0].length, detector: 'nationalId' });
   }
-  for (const m of execAll(DE_TAX_ID, text)) {
+  for (const m of execAll(DE_TAX_ID, text, options.from)) {
     if (germanTaxIdValid(m[0])) found.push({ start: m.index, end: m.index + 11, detector: 'nationalId' });
   }
   return found.sort((a, b) => a.start - b.start);
@@ -294,9 +300,9 @@ function jwtHeaderValid(segment: string): boolean {
   }
 }
 
-export const detectJwt: Detector = (text) => {
+export const detectJwt: Detector = (text, options = {}) => {
   const found: DetectorMatch[] = [];
-  for (const m of execAll(JWT, text)) {
+  for (const m of execAll(JWT, text, options.from)) {
     if (jwtHeaderValid(m[0].slice(0, m[0].indexOf('.')))) found.push({ start: m.index, end: m.index + m[0].length, detector: 'jwt' });
   }
   return found;
@@ -329,10 +335,10 @@ const CLOUD_KEYS: KeyPattern[] = [
   { re: /AccountKey=([A-Za-z0-9+/]{86}==)/dg, group: true },
 ];
 
-export const detectCloudKey: Detector = (text) => {
+export const detectCloudKey: Detector = (text, options = {}) => {
   const found: DetectorMatch[] = [];
   for (const { re, group } of CLOUD_KEYS) {
-    for (const m of execAll(re, text)) {
+    for (const m of execAll(re, text, options.from)) {
       const span = group ? m.indices?.[1] : undefined;
       if (span !== undefined) found.push({ start: span[0], end: span[1], detector: 'cloudKey', contextStart: m.index });
       else found.push({ start: m.index, end: m.index + m[0].length, detector: 'cloudKey' });
@@ -376,7 +382,7 @@ function privateKeyBlockEnd(text: string, at: number, label: string): { end: num
 
 export const detectPrivateKey: Detector = (text, options = {}) => {
   const found: DetectorMatch[] = [];
-  let from = 0;
+  let from = options.from ?? 0;
   if (options.insidePrivateKey !== undefined) {
     const label = options.insidePrivateKey;
     const block = privateKeyBlockEnd(text, 0, label);

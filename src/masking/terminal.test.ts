@@ -149,6 +149,18 @@ describe('terminal stream', () => {
     );
   });
 
+  it('finds a match right after a cut inside a run a detector could have started on (the lookbehind character is context only)', () => {
+    // Found by the property above (seed -812688223): the held text began inside the JWT's base64
+    // run, and an email match starting on the lookbehind character swallowed the real email.
+    const text = `${JWT}${JWT}alice@example.comalice@example.complain text ${PEM}`;
+    const bytes = enc(text);
+    const whole = dec(streamAll([bytes], { holdBack: 128 }).bytes);
+    expect(whole).toContain('alice@[REDACTED:email] text');
+    for (let cut = 1; cut < bytes.length; cut += 7) {
+      expect(dec(streamAll([bytes.subarray(0, cut), bytes.subarray(cut)], { holdBack: 128 }).bytes)).toBe(whole);
+    }
+  });
+
   it('masks the same as maskText when there are no escape sequences', () => {
     const text = `mail alice@example.com, card 4111 1111 1111 1111, ${JWT}, TICKET-1234\r\n${PEM}`;
     expect(dec(streamAll([enc(text)]).bytes)).toBe(masker.maskText(text).text);

@@ -298,7 +298,10 @@ export function createTerminalStream(
     if (insideKey !== undefined) return scanText(visible, rules, { insidePrivateKey: insideKey });
     const offset = before.length;
     const spans: MaskSpan[] = [];
-    for (const span of scanText(before + visible, rules)) {
+    // Matches start at `offset` at the earliest: the character before is lookbehind context only.
+    // (Dropping a match that started on it afterwards is not the same: it may have consumed text a
+    // real match needed.)
+    for (const span of scanText(before + visible, rules, offset > 0 ? { from: offset } : {})) {
       if (span.start < offset) continue;
       const shifted: MaskSpan = { ...span, start: span.start - offset, end: span.end - offset };
       if (span.contextStart !== undefined) shifted.contextStart = Math.max(span.contextStart, offset) - offset;
