@@ -20,7 +20,7 @@ import { type SecureContext, TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { ApprovalOutcome, ApprovalHandle, ApprovalRequest } from '../../approvals/types.ts';
 import type { PolicySubject, SqlCommand } from '../../policy/command.ts';
-import { ApprovalState, capPayload, Decision, EventKind, type Payload, type RecordingEvent } from '../../recorder/events.ts';
+import { capPayload, Decision, EventKind, type Payload, type RecordingEvent } from '../../recorder/events.ts';
 import { approvalEvent, connectionName, oneLine, refusalText } from '../approvals.ts';
 import { AuthError } from '../auth/errors.ts';
 import type { Identity } from '../auth/oidc.ts';
@@ -82,7 +82,7 @@ export interface SessionDeps {
   cancels: CancelRegistry;
   stats: GatewayStats;
   /** Session-level JIT (one per gateway, so a reconnect names the same waiting request). */
-  sessionGate?: SessionApprovalGate;
+  sessionGate: SessionApprovalGate;
 }
 
 /** Startup parameters relayed to the upstream; `options` and the rest could change the session behind policy's back. */
@@ -98,10 +98,18 @@ const ROW_DESCRIPTIONS_KEPT = 16;
 /** A batch of writes up to this size is copied into one buffer (one write, one TLS record); larger ones are corked. */
 const COALESCE_MAX_BYTES = 64 * 1024;
 
-function batchBytes(batch: readonly Buffer[]): number {
-  let n = 0;
-  for (const b of batch) n += b.length;
-  return n;
+/**
+ * Sends the writes collected while one chunk of messages was handled: one buffer (one write, one
+ * TLS record) up to COALESCE_MAX_BYTES, else corked, without copying large results.
+ */
+function writeBatch(batch: readonly Buffer[], socket: { cork(): void; uncork(): void }, write: (bytes: Buffer) => void): void {
+  if (batch.length === 1) return write(batch[0]!);
+  let bytes = 0;
+  for (const b of batch) bytes += b.length;
+  if (bytes <= COALESCE_MAX_BYTES) return write(Buffer.concat(batch, bytes));
+  socket.cork();
+  for (const b of batch) write(b);
+  socket.uncork();
 }
 
 class SessionEnd extends Error {
@@ -579,10 +587,7 @@ export class PostgresSession {
       throw new SessionEnd('denied', SqlState.InvalidAuthorizationSpecification, `Warden: session approval could not be evaluated (${(error as Error).message})`);
     }
     if (requirement === undefined) return;
-    const gate = this.#deps.sessionGate;
-    const result = gate
-      ? await gate.admit(subject, requirement, { session: this.id })
-      : { admitted: false as const, message: 'this connection needs an approved access request, but approvals are not available on this gateway', events: [] };
+    const result = await this.#deps.sessionGate.admit(subject, requirement, { session: this.id });
     for (const event of result.events) this.#record(event);
     if (!result.admitted) throw new SessionEnd('denied', SqlState.InvalidAuthorizationSpecification, `Warden: ${result.message}`);
     if (result.approval) {
@@ -733,15 +738,7 @@ export class PostgresSession {
   #flushUpstream(): void {
     const batch = this.#upstreamBatch;
     this.#upstreamBatch = undefined;
-    if (!batch || batch.length === 0) return;
-    if (batch.length === 1) this.#writeUpstream(batch[0]!);
-    else if (batchBytes(batch) <= COALESCE_MAX_BYTES) this.#writeUpstream(Buffer.concat(batch));
-    else {
-      const up = this.#upstream!.socket;
-      up.cork();
-      for (const b of batch) this.#writeUpstream(b);
-      up.uncork();
-    }
+    if (batch && batch.length > 0) writeBatch(batch, this.#upstream!.socket, (b) => this.#writeUpstream(b));
   }
 
   #writeUpstream(bytes: Buffer): void {
@@ -761,15 +758,7 @@ export class PostgresSession {
   #flushClient(): void {
     const batch = this.#clientBatch;
     this.#clientBatch = undefined;
-    if (!batch || batch.length === 0) return;
-    if (batch.length === 1) this.#writeClient(batch[0]!);
-    else if (batchBytes(batch) <= COALESCE_MAX_BYTES) this.#writeClient(Buffer.concat(batch));
-    else {
-      // Large results: no extra copy; the socket gathers them itself.
-      this.#client.cork();
-      for (const b of batch) this.#writeClient(b);
-      this.#client.uncork();
-    }
+    if (batch && batch.length > 0) writeBatch(batch, this.#client, (b) => this.#writeClient(b));
   }
 
   #writeClient(bytes: Buffer): void {
@@ -965,8 +954,7 @@ export class PostgresSession {
   }
 
   #recordApproval(outcome: ApprovalOutcome | { decision: 'Pending'; request: string; reason?: string }): void {
-    const event = approvalEvent(this.#deps.config.connection, outcome);
-    this.#record(outcome.decision === 'Withdrawn' ? { ...event, state: ApprovalState.Withdrawn } : event);
+    this.#record(approvalEvent(this.#deps.config.connection, outcome));
   }
 
   #onClientMessage(m: FrontendMessage): void {
