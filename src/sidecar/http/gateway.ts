@@ -172,6 +172,8 @@ interface Allowed {
   heldBody?: Buffer;
 }
 
+const NO_BODY = Buffer.alloc(0);
+
 /** The largest body a request held for approval may carry: it is read whole and digested. */
 export const MAX_HELD_BODY_BYTES = 1024 * 1024;
 
@@ -724,15 +726,14 @@ export class HttpGateway {
       this.#refuse(req, res, error, session, id);
     };
 
-    // No Content-Length and no Transfer-Encoding (framingProblem refused any other reading), or a
-    // zero Content-Length: the request has no body (RFC 9112 §6.3). It is recorded whole before
-    // anything goes to the target — a recorder failure throws here and is answered 503 (#handle) —
-    // and there is nothing to relay; Node's server drains the empty request after the response.
-    const held = allowed.heldBody;
-    const bodyless = held === undefined && hasNoBody(req);
-    if (bodyless) recordRequest(true);
-    if (held !== undefined) {
-      requestCapture.push(held);
+    // A body already read whole (held for approval), or none: no Content-Length and no
+    // Transfer-Encoding (framingProblem refused any other reading), or a zero Content-Length (RFC
+    // 9112 §6.3). Either is recorded whole before anything goes to the target — a recorder failure
+    // throws here and is answered 503 (#handle) — and there is nothing to relay; Node's server
+    // drains an empty request after the response.
+    const whole = allowed.heldBody ?? (hasNoBody(req) ? NO_BODY : undefined);
+    if (whole !== undefined) {
+      if (whole.length > 0) requestCapture.push(whole);
       recordRequest(true);
     }
 
@@ -751,10 +752,9 @@ export class HttpGateway {
       if (res.headersSent) res.destroy();
       else fail(upstreamError(error));
     });
-    if (bodyless) {
-      upstream.end();
-    } else if (held !== undefined) {
-      upstream.end(held);
+    if (whole !== undefined) {
+      if (whole.length > 0) upstream.end(whole);
+      else upstream.end();
     } else {
       req.on('error', () => upstream.destroy());
       req.pipe(upstream);
