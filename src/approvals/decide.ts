@@ -79,8 +79,7 @@ export async function decide(config: KubeConfig, options: DecideOptions): Promis
   const me = await whoAmI(config);
   const current = await getRequest(config, options.namespace, options.name);
   if (current.status?.decision) {
-    const by = current.status.decidedBy ? ` by ${current.status.decidedBy}` : '';
-    throw new DecisionError(DecisionErrorCode.AlreadyDecided, `AccessRequest ${options.name} is already decided: ${current.status.decision}${by}`);
+    throw new DecisionError(DecisionErrorCode.AlreadyDecided, `AccessRequest ${options.name} is already decided: ${decisionText(current)}`);
   }
   const expires = Date.parse(current.spec.expiresAt);
   const now = (options.now ?? Date.now)();
@@ -108,11 +107,17 @@ export async function decide(config: KubeConfig, options: DecideOptions): Promis
     if (statusCode(error) === 409) {
       const after = await getRequest(config, options.namespace, options.name).catch(() => undefined);
       if (after?.status?.decision) {
-        throw new DecisionError(DecisionErrorCode.AlreadyDecided, `AccessRequest ${options.name} was decided meanwhile: ${after.status.decision}${after.status.decidedBy ? ` by ${after.status.decidedBy}` : ''}`);
+        throw new DecisionError(DecisionErrorCode.AlreadyDecided, `AccessRequest ${options.name} was decided meanwhile: ${decisionText(after)}`);
       }
     }
     throw toDecisionError(error, options.namespace, options.name);
   }
+}
+
+/** `Approved by alice@example.com` (or just the decision when nobody is named). */
+function decisionText(request: AccessRequest): string {
+  const by = request.status?.decidedBy ? ` by ${request.status.decidedBy}` : '';
+  return `${request.status?.decision ?? ''}${by}`;
 }
 
 function apiMessage(error: unknown): string {
@@ -142,8 +147,12 @@ export function toDecisionError(error: unknown, namespace: string, name: string)
 /** Human age, as kubectl prints it: 45s, 12m, 3h, 2d. */
 export function age(fromIso: string | undefined, now: number): string {
   const from = Date.parse(fromIso ?? '');
-  if (Number.isNaN(from)) return '';
-  const s = Math.max(0, Math.floor((now - from) / 1000));
+  return Number.isNaN(from) ? '' : span(now - from);
+}
+
+/** A span of milliseconds the way `age` prints it. */
+function span(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.floor(s / 60)}m`;
   if (s < 172_800) return `${Math.floor(s / 3600)}h`;
@@ -168,7 +177,7 @@ export function requestsTable(requests: readonly AccessRequest[], options: { all
         r.spec.connection,
         what,
         age(String(r.metadata.creationTimestamp ?? ''), options.now),
-        r.status?.decision ? '' : expires > 0 ? age(new Date(options.now - expires).toISOString(), options.now) : 'expired',
+        r.status?.decision ? '' : expires > 0 ? span(expires) : 'expired',
         r.status?.decision ?? 'Pending',
       ];
     });

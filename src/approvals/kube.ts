@@ -19,6 +19,7 @@ import {
   RESOURCES,
   VERSION,
 } from '../api/types.ts';
+import { parseGoDuration } from '../policy/duration.ts';
 import { statusCode } from '../recorder/session-objects.ts';
 import type { ApprovalHandle, ApprovalOutcome, ApprovalRequest, Approvals } from './types.ts';
 
@@ -155,26 +156,12 @@ export function outcomeOf(object: AccessRequest): ApprovalOutcome | undefined {
 export function sessionAccessEnd(object: AccessRequest): number | undefined {
   if (object.spec.kind !== 'Session' || object.status?.decision !== 'Approved') return undefined;
   const decidedAt = Date.parse(object.status.decidedAt ?? '');
-  const m = /^(\d+)s$/.exec(object.spec.duration ?? '');
-  const ms = m ? Number(m[1]) * 1000 : parseDurationLoose(object.spec.duration ?? '');
-  if (Number.isNaN(decidedAt) || ms === undefined) return undefined;
-  return decidedAt + ms;
-}
-
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-function parseDurationLoose(text: string): number | undefined {
-  const re = /([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)/gy;
-  let total = 0;
-  let at = 0;
-  while (at < text.length) {
-    re.lastIndex = at;
-    const m = re.exec(text);
-    if (!m) return undefined;
-    total += Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? 0);
-    at = re.lastIndex;
+  if (Number.isNaN(decidedAt)) return undefined;
+  try {
+    return decidedAt + parseGoDuration(object.spec.duration ?? '');
+  } catch {
+    return undefined; // not a duration (the CRD's pattern admits only valid ones)
   }
-  return at === 0 ? undefined : total;
 }
 
 export type ApprovedQuery = Pick<ApprovalRequest, 'requester' | 'connection' | 'kind' | 'command'>;
@@ -200,8 +187,7 @@ export function coversQuery(object: AccessRequest, query: ApprovedQuery, now: nu
   const a = spec.command.parameters ?? [];
   const b = query.command.parameters ?? [];
   if (a.length !== b.length || a.some((v, i) => v !== b[i])) return false;
-  const decidedAt = Date.parse(status.decidedAt ?? '');
-  return !Number.isNaN(decidedAt) && now >= decidedAt - 60_000 && now < decidedAt + commandWindowMs;
+  return now >= decidedAtMs - 60_000 && now < decidedAtMs + commandWindowMs;
 }
 
 /** Shortened one-line command text for tables and notices. */
@@ -490,7 +476,7 @@ class PendingRequest implements ApprovalHandle {
     if (this.#settled) return;
     const left = this.#deadline - this.#owner.now();
     if (left > 0) {
-      this.#timer = setTimeout(() => void this.#expire(), left);
+      this.#timer = setTimeout(() => void this.#expire(), Math.min(left, 2_147_000_000));
       this.#timer.unref?.();
       return;
     }

@@ -195,12 +195,12 @@ function compileInto(
   };
   const sessionApproval = spec.sessionApproval;
   if (sessionApproval !== undefined && sessionApproval !== null) {
+    const fallback = parseGoDuration(DEFAULTS.sessionApprovalDuration);
     if (typeof sessionApproval !== 'object' || typeof sessionApproval.required !== 'boolean') {
       // Fail closed: an unreadable requirement still requires approval (and the policy is broken).
       report({ code: PolicyErrorCode.InvalidPolicy, policy, message: 'spec.sessionApproval needs required: true or false' });
-      compiled.sessionApproval = { durationMs: parseGoDuration(DEFAULTS.sessionApprovalDuration) };
+      compiled.sessionApproval = { durationMs: fallback };
     } else if (sessionApproval.required) {
-      const fallback = parseGoDuration(DEFAULTS.sessionApprovalDuration);
       let durationMs = duration('sessionApproval.maxDuration', sessionApproval.maxDuration, fallback) ?? fallback;
       if (durationMs <= 0) {
         report({ code: PolicyErrorCode.InvalidDuration, policy, pattern: String(sessionApproval.maxDuration), message: 'sessionApproval.maxDuration must be longer than 0s' });

@@ -24,9 +24,10 @@ export function approvalEvent(connection: string, outcome: ApprovalOutcome | { d
     case 'Pending':
       return { k: EventKind.Approval, request, state: ApprovalState.Pending, ...(outcome.reason === undefined ? {} : { reason: outcome.reason }) };
     case 'Approved':
-      return { k: EventKind.Approval, request, state: ApprovalState.Approved, by: outcome.decidedBy, ...(outcome.comment === undefined ? {} : { reason: outcome.comment }) };
-    case 'Denied':
-      return { k: EventKind.Approval, request, state: ApprovalState.Denied, by: outcome.decidedBy, ...(outcome.comment === undefined ? {} : { reason: outcome.comment }) };
+    case 'Denied': {
+      const state = outcome.decision === 'Approved' ? ApprovalState.Approved : ApprovalState.Denied;
+      return { k: EventKind.Approval, request, state, by: outcome.decidedBy, ...(outcome.comment === undefined ? {} : { reason: outcome.comment }) };
+    }
     case 'Expired':
       return { k: EventKind.Approval, request, state: ApprovalState.Expired, reason: 'no decision before the request expired' };
     case 'Withdrawn':

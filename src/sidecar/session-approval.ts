@@ -18,11 +18,6 @@ import { approvalEvent, connectionName, oneLine, refusalText } from './approvals
 
 export type { SessionApprovalRequirement };
 
-/** The policy seam: `PolicyEngine.sessionApproval` fits. */
-export interface SessionApprovalPolicy {
-  sessionApproval?(subject: PolicySubject): SessionApprovalRequirement | undefined;
-}
-
 export type SessionAdmission =
   | {
       admitted: true;
@@ -77,6 +72,7 @@ export class SessionApprovalGate {
       return { admitted: false, message: `${access} needs approval (policy ${requirement.policies.join(', ')}), but approvals are not available on this gateway`, events: [] };
     }
     const key = subject.user;
+    const requester = { user: subject.user, groups: [...subject.groups] };
     const mine = this.#requests.get(key);
     const now = this.#now();
 
@@ -89,7 +85,7 @@ export class SessionApprovalGate {
     // One approved elsewhere (another replica, an earlier process).
     let found: Awaited<ReturnType<Approvals['findApproved']>>;
     try {
-      found = await approvals.findApproved({ requester: { user: subject.user, groups: [...subject.groups] }, connection, kind: 'Session' });
+      found = await approvals.findApproved({ requester, connection, kind: 'Session' });
     } catch (error) {
       return { admitted: false, message: `${access} needs approval, and approvals cannot be checked right now (${oneLine((error as Error).message)}); try again shortly`, events: [] };
     }
@@ -113,7 +109,7 @@ export class SessionApprovalGate {
     let handle: ApprovalHandle;
     try {
       handle = await approvals.request({
-        requester: { user: subject.user, groups: [...subject.groups] },
+        requester,
         connection,
         ...(context.session === undefined ? {} : { session: context.session }),
         kind: 'Session',
