@@ -58,7 +58,8 @@ export function withDevDefaults<T extends AccessOptions>(options: T, env: NodeJS
   };
 }
 
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+/** Commander argument parser of a repeatable option: the values in order. */
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 /** Adds the options for reaching a recording to a command. */
 export function addAccessOptions(command: Command): Command {

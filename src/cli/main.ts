@@ -13,8 +13,7 @@ import { verifyCommand } from './verify.ts';
  * Builds the `warden` command tree. Subcommands register themselves here as they land. Command
  * modules define their options cheaply and import what does the work inside their action, so that
  * `warden --help` and quick commands such as `warden dev token` do not load the Kubernetes, S3 and
- * telemetry clients. (src/controller/cli.ts and src/ui/cli.ts still import theirs at the top: until
- * they do the same, every command pays for @kubernetes/client-node and minio.)
+ * telemetry clients.
  */
 export function buildCli(): Command {
   const program = new Command('warden')

@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { SESSION_PHASES, type Session } from '../api/types.ts';
 import { parseGoDuration } from '../policy/duration.ts';
 import { DirectoryStore } from '../recorder/store-dir.ts';
-import { ExitCode, runCommand, UsageError, usageExitCode, withDevDefaults } from './command-kit.ts';
+import { collect, ExitCode, runCommand, UsageError, usageExitCode, withDevDefaults } from './command-kit.ts';
 
 export interface SessionFilter {
   readonly user?: string;
@@ -98,7 +98,7 @@ export function sessionsCommand(): Command {
     .option('--dev', 'the local recordings of `warden dev` instead of Session objects')
     .option('--state-dir <dir>', 'state directory of `warden dev` (implies --dev; env WARDEN_DEV_HOME)')
     .option('--dir <root>', 'the recordings in a local directory store instead of Session objects')
-    .option('--public-key <file>', 'with --dir: Ed25519 public key the recordings are signed with (repeatable)', (v: string, p: string[] | undefined) => [...(p ?? []), v]);
+    .option('--public-key <file>', 'with --dir: Ed25519 public key the recordings are signed with (repeatable)', collect);
   usageExitCode(command);
   command.action(async (options: SessionsOptions) => {
     await runCommand(async () => {

@@ -2,6 +2,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
+import { collect } from '../cli/command-kit.ts';
 import { createLogger, type LogLevel, type Logger } from '../controller/log.ts';
 import { parseGoDuration } from '../policy/duration.ts';
 import type { RenderedPolicy, SidecarConfig } from '../sidecar/config.ts';
@@ -100,8 +101,6 @@ function fail(error: unknown): void {
   process.stderr.write(`warden dev: ${message}\n`);
   process.exitCode = 1;
 }
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 export function devCommand(): Command {
   const dev = new Command('dev')

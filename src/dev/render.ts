@@ -12,7 +12,7 @@
 //   through a stand-in policy named `warden-dev-local` (its S3 fields are never used).
 
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { DEFAULTS, type Connection, type RecordingPolicy } from '../api/types.ts';
 import { signingSecretName } from '../controller/names.ts';
 import { renderConnection, type SecretSummary, selectRecordingPolicy } from '../controller/render.ts';
@@ -81,20 +81,18 @@ export async function removeSecretFiles(state: DevState): Promise<void> {
 async function persisted(state: DevState, namespace: string, secret: string, make: () => Record<string, string>): Promise<SecretEntry> {
   const dir = state.path(STATE_FILES.generated, namespace, secret);
   const files = new Map<string, string>();
-  let existing: Record<string, string> | undefined;
+  let found = true;
   try {
     const keys = JSON.parse(await readFile(join(dir, '.keys.json'), 'utf8')) as string[];
-    existing = {};
     for (const key of keys) {
       await readFile(join(dir, key));
-      existing[key] = join(dir, key);
+      files.set(key, join(dir, key));
     }
   } catch {
-    existing = undefined;
+    found = false;
+    files.clear();
   }
-  if (existing) {
-    for (const [key, file] of Object.entries(existing)) files.set(key, file);
-  } else {
+  if (!found) {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const made = make();
     for (const [key, value] of Object.entries(made)) {
@@ -240,7 +238,7 @@ export async function renderDevConnections(manifests: LoadedManifests, state: De
     }
     let config: SidecarConfig;
     try {
-      config = validateSidecarConfig(relocate(rendered.config, (secret, key) => nsSecrets.get(secret)?.files.get(key) ?? join(dirname(state.path(STATE_FILES.secrets)), 'missing', secret, key)));
+      config = validateSidecarConfig(relocate(rendered.config, (secret, key) => nsSecrets.get(secret)?.files.get(key) ?? state.path('missing', secret, key)));
     } catch (error) {
       fail(error instanceof SidecarConfigError ? error.message : (error as Error).message);
       continue;

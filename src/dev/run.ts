@@ -271,10 +271,10 @@ export async function runDev(options: DevOptions): Promise<RunningDev> {
   const vars: Record<string, string | undefined> = { ...env, ...(options.postgresUrl ? postgresUrlVars(options.postgresUrl) : {}) };
   const manifests = await loadManifests(options.files, { vars, ...(options.cwd ? { cwd: options.cwd } : {}) });
 
-  const firstRun = (await state.issuerKey({ create: false })) === undefined;
-  const key = await state.issuerKey();
+  const existing = await state.issuerKey({ create: false });
+  const key = existing ?? (await state.issuerKey());
   if (!key) throw new DevError(DevErrorCode.StateInvalid, 'no issuer key');
-  if (firstRun) options.note?.(`warden dev: first start: created a development issuer key and a recording signing key in ${state.dir} (kept for the next starts)`);
+  if (existing === undefined) options.note?.(`warden dev: first start: created a development issuer key and a recording signing key in ${state.dir} (kept for the next starts)`);
   const issuer = await startIssuer({ key, host: options.host ?? '127.0.0.1', port: options.issuerPort ?? DEFAULT_ISSUER_PORT });
   try {
     await state.writeIssuerInfo({ issuer: issuer.issuer, audience: DEV_AUDIENCE });

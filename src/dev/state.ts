@@ -18,7 +18,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { JWK } from 'jose';
-import { exportSigningKey, generateSigningKey, loadSigningKey, loadVerifyKey, type SigningKey, type VerifyKey } from '../recorder/crypto.ts';
+import { exportSigningKey, generateSigningKey, loadSigningKey, type SigningKey } from '../recorder/crypto.ts';
 import { DevError, DevErrorCode } from './errors.ts';
 import { generateIssuerKey, type IssuerKey, issuerKeyFromPrivateJwk } from './oidc.ts';
 
@@ -152,12 +152,6 @@ export class DevState {
       throw stateError(this.dir, `write ${STATE_FILES.signingKey}`, error);
     }
     return key;
-  }
-
-  /** The public key local recordings are signed with (for verify/replay), when one exists. */
-  async verifyKey(): Promise<VerifyKey | undefined> {
-    const bytes = await readOptional(this.publicKeyFile).catch(() => undefined);
-    return bytes === undefined ? undefined : loadVerifyKey(bytes);
   }
 
   async writeIssuerInfo(info: IssuerInfo): Promise<void> {
