@@ -83,7 +83,6 @@ export const SpanAttribute = {
   Protocol: 'warden.protocol',
   Connection: 'warden.connection',
   User: 'enduser.id',
-  Groups: 'warden.groups',
   ClientAddress: 'client.address',
   ClientApplication: 'warden.client.application',
   Target: 'warden.target',

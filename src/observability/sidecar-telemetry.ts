@@ -14,7 +14,7 @@
 
 import { type Attributes, type Context, type Meter, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { SessionPhase } from '../api/types.ts';
-import { ApprovalState, Decision, EventKind, K8sExecChannel, MessageDirection, type Payload, type RecordingEvent } from '../recorder/events.ts';
+import { ApprovalState, Decision, EventKind, K8sExecChannel, MessageDirection, payloadLength, type RecordingEvent } from '../recorder/events.ts';
 import type { Recorder, RecorderObserver, SessionObserver, SessionRecorder } from '../recorder/recorder.ts';
 import { SidecarMetric, SpanAttribute, SpanName } from './names.ts';
 
@@ -103,61 +103,61 @@ export class SidecarTelemetry implements RecorderObserver {
     this.tracer = options.tracer;
     this.now = options.now ?? (() => performance.now());
     options.exposition?.(() => this.prometheusText());
-    const each = (observe: (t: Tally) => void): (() => void) => () => {
+    const each = (observe: (t: Tally) => void): void => {
       for (const t of this.#tallies.values()) observe(t);
     };
     meter
       .createObservableUpDownCounter(SidecarMetric.SessionsActive, { description: 'Sessions open now' })
-      .addCallback((r) => each((t) => r.observe(t.active, t.base))());
+      .addCallback((r) => each((t) => r.observe(t.active, t.base)));
     meter.createObservableCounter(SidecarMetric.SessionsTotal, { description: 'Sessions ended, by outcome' }).addCallback((r) =>
       each((t) => {
         r.observe(t.closed, t.byOutcome.closed);
         r.observe(t.terminated, t.byOutcome.terminated);
         r.observe(t.deniedSessions, t.byOutcome.denied);
-      })(),
+      }),
     );
     meter
       .createObservableCounter(SidecarMetric.AuthFailures, { description: 'Clients refused at authentication or admission' })
-      .addCallback((r) => each((t) => r.observe(t.authFailures, t.base))());
+      .addCallback((r) => each((t) => r.observe(t.authFailures, t.base)));
     meter.createObservableCounter(SidecarMetric.Commands, { description: 'Commands (statements, requests, exec, typed commands) by policy decision' }).addCallback((r) =>
       each((t) => {
         r.observe(t.allowed, t.byDecision.allowed);
         r.observe(t.denied, t.byDecision.denied);
         r.observe(t.held, t.byDecision.held);
-      })(),
+      }),
     );
     meter.createObservableCounter(SidecarMetric.Approvals, { description: 'Approval outcomes of held commands' }).addCallback((r) =>
       each((t) => {
         r.observe(t.approved, t.byState.approved);
         r.observe(t.approvalDenied, t.byState.denied);
         r.observe(t.approvalExpired, t.byState.expired);
-      })(),
+      }),
     );
     meter.createObservableCounter(SidecarMetric.Bytes, { description: 'Payload bytes client to target (in) and target to client (out), as recorded', unit: 'By' }).addCallback((r) =>
       each((t) => {
         r.observe(t.bytesIn, t.byDirection.in);
         r.observe(t.bytesOut, t.byDirection.out);
-      })(),
+      }),
     );
     meter
       .createObservableCounter(SidecarMetric.MaskingHits, { description: 'Results in which masking replaced at least one value' })
-      .addCallback((r) => each((t) => r.observe(t.maskingHits, t.base))());
+      .addCallback((r) => each((t) => r.observe(t.maskingHits, t.base)));
 
-    const recorders = (observe: (recorder: Recorder) => void): (() => void) => () => {
+    const recorders = (observe: (recorder: Recorder) => void): void => {
       for (const recorder of this.#recorders) observe(recorder);
     };
     meter
       .createObservableGauge(SidecarMetric.SpoolBytes, { description: 'Bytes of sealed chunks in the local spool, not yet in the bucket', unit: 'By' })
-      .addCallback((r) => recorders((rec) => r.observe(rec.spool.usedBytes))());
+      .addCallback((r) => recorders((rec) => r.observe(rec.spool.usedBytes)));
     meter
       .createObservableGauge(SidecarMetric.SpoolLimitBytes, { description: 'Bound of the local spool', unit: 'By' })
-      .addCallback((r) => recorders((rec) => r.observe(rec.spool.maxBytes))());
+      .addCallback((r) => recorders((rec) => r.observe(rec.spool.maxBytes)));
     meter
       .createObservableGauge(SidecarMetric.StoreAvailable, { description: '1 while uploads to the bucket succeed, 0 during an outage' })
-      .addCallback((r) => recorders((rec) => r.observe(rec.uploader.available ? 1 : 0))());
+      .addCallback((r) => recorders((rec) => r.observe(rec.uploader.available ? 1 : 0)));
     meter
       .createObservableCounter(SidecarMetric.UploadedBytes, { description: 'Bytes stored in the bucket (chunks and manifests)', unit: 'By' })
-      .addCallback((r) => recorders((rec) => r.observe(rec.uploader.uploadedBytes))());
+      .addCallback((r) => recorders((rec) => r.observe(rec.uploader.uploadedBytes)));
     meter
       .createObservableGauge(SidecarMetric.RecordingLag, { description: 'Age of the oldest sealed chunk not yet in the bucket', unit: 's' })
       .addCallback((r) => {
@@ -302,7 +302,7 @@ class SessionWatch implements SessionObserver {
           else if (this.#span && event.user !== undefined) this.#span.setAttribute(SpanAttribute.User, event.user);
           break;
         case EventKind.SqlQuery:
-          t.bytesIn += sizeOf(event.text);
+          t.bytesIn += payloadLength(event.text);
           this.#decided(event.decision, event.id, event.rule, EventKind.SqlQuery, event.class);
           break;
         case EventKind.SqlResult:
@@ -319,12 +319,12 @@ class SessionWatch implements SessionObserver {
           }
           break;
         case EventKind.HttpRequest:
-          if (event.body) t.bytesIn += sizeOf(event.body);
+          if (event.body) t.bytesIn += payloadLength(event.body);
           if (event.decision === undefined || event.decision === Decision.Allow) (this.#requests ??= new Map()).set(event.id, this.#owner.now());
           this.#decided(event.decision ?? Decision.Allow, event.id, event.rule, EventKind.HttpRequest, undefined, event);
           break;
         case EventKind.HttpResponse: {
-          if (event.body) t.bytesOut += sizeOf(event.body);
+          if (event.body) t.bytesOut += payloadLength(event.body);
           const started = this.#requests?.get(event.id);
           let ms: number | undefined;
           if (started !== undefined) {
@@ -372,19 +372,19 @@ class SessionWatch implements SessionObserver {
           }
           break;
         case EventKind.TermStdin:
-          t.bytesIn += sizeOf(event.data);
+          t.bytesIn += payloadLength(event.data);
           break;
         case EventKind.TermStdout:
         case EventKind.TermStderr:
-          t.bytesOut += sizeOf(event.data);
+          t.bytesOut += payloadLength(event.data);
           break;
         case EventKind.WsMessage:
-          if (event.direction === MessageDirection.ToTarget) t.bytesIn += sizeOf(event.data);
-          else t.bytesOut += sizeOf(event.data);
+          if (event.direction === MessageDirection.ToTarget) t.bytesIn += payloadLength(event.data);
+          else t.bytesOut += payloadLength(event.data);
           break;
         case EventKind.K8sExec:
-          if (event.ch === K8sExecChannel.Stdin) t.bytesIn += sizeOf(event.data);
-          else if (event.ch === K8sExecChannel.Stdout || event.ch === K8sExecChannel.Stderr) t.bytesOut += sizeOf(event.data);
+          if (event.ch === K8sExecChannel.Stdin) t.bytesIn += payloadLength(event.data);
+          else if (event.ch === K8sExecChannel.Stdout || event.ch === K8sExecChannel.Stderr) t.bytesOut += payloadLength(event.data);
           break;
         default:
           break;
@@ -490,10 +490,3 @@ function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-/** Original byte size of a payload without materialising its bytes (as the recorder counts). */
-function sizeOf(payload: Payload): number {
-  if (payload.size !== undefined) return payload.size;
-  if (payload.text !== undefined) return Buffer.byteLength(payload.text, 'utf8');
-  const b64 = payload.b64 ?? '';
-  return Math.floor((b64.length * 3) / 4) - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
-}

@@ -23,7 +23,7 @@ import type { ChunkEncryption, Compression, SealedChunk } from './chunk.ts';
 import { Chunker } from './chunker.ts';
 import { type SigningKey, sha256Hex } from './crypto.ts';
 import { RecorderError, RecorderErrorCode } from './errors.ts';
-import { ApprovalState, createSessionClock, Decision, EventKind, K8sExecChannel, MessageDirection, type Payload, type Protocol, type RecordingEvent } from './events.ts';
+import { ApprovalState, createSessionClock, Decision, EventKind, K8sExecChannel, MessageDirection, payloadLength, type Protocol, type RecordingEvent } from './events.ts';
 import type { Manifest, SessionMeta } from './manifest.ts';
 import { assertValidSessionId, chunkObjectName, MANIFEST_OBJECT_NAME, parseChunkObjectName, sessionFolder } from './naming.ts';
 import {
@@ -711,21 +711,21 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
         if (event.decision === Decision.Deny) this.#denied += 1;
         else if (event.decision === Decision.RequireApproval) this.#approvals += 1;
         else this.#commands += 1;
-        if (event.k === EventKind.SqlQuery) this.#bytesIn += sizeOf(event.text);
-        if (event.k === EventKind.HttpRequest && event.body) this.#bytesIn += sizeOf(event.body);
+        if (event.k === EventKind.SqlQuery) this.#bytesIn += payloadLength(event.text);
+        if (event.k === EventKind.HttpRequest && event.body) this.#bytesIn += payloadLength(event.body);
         break;
       case EventKind.Approval:
         if (event.state === ApprovalState.Approved) this.#commands += 1;
         break;
       case EventKind.TermStdin:
-        this.#bytesIn += sizeOf(event.data);
+        this.#bytesIn += payloadLength(event.data);
         break;
       case EventKind.TermStdout:
       case EventKind.TermStderr:
-        this.#bytesOut += sizeOf(event.data);
+        this.#bytesOut += payloadLength(event.data);
         break;
       case EventKind.HttpResponse:
-        if (event.body) this.#bytesOut += sizeOf(event.body);
+        if (event.body) this.#bytesOut += payloadLength(event.body);
         break;
       case EventKind.Sftp:
       case EventKind.Forward:
@@ -733,12 +733,12 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
         if (event.decision === Decision.Deny) this.#denied += 1;
         break;
       case EventKind.WsMessage:
-        if (event.direction === MessageDirection.ToTarget) this.#bytesIn += sizeOf(event.data);
-        else this.#bytesOut += sizeOf(event.data);
+        if (event.direction === MessageDirection.ToTarget) this.#bytesIn += payloadLength(event.data);
+        else this.#bytesOut += payloadLength(event.data);
         break;
       case EventKind.K8sExec:
-        if (event.ch === K8sExecChannel.Stdin) this.#bytesIn += sizeOf(event.data);
-        else if (event.ch === K8sExecChannel.Stdout || event.ch === K8sExecChannel.Stderr) this.#bytesOut += sizeOf(event.data);
+        if (event.ch === K8sExecChannel.Stdin) this.#bytesIn += payloadLength(event.data);
+        else if (event.ch === K8sExecChannel.Stdout || event.ch === K8sExecChannel.Stderr) this.#bytesOut += payloadLength(event.data);
         break;
       default:
         break;
@@ -775,10 +775,3 @@ export class SessionRecorder extends EventEmitter<{ drain: []; failure: [Recorde
   }
 }
 
-/** Original byte size of a payload without materialising its bytes (this runs for every event). */
-function sizeOf(payload: Payload): number {
-  if (payload.size !== undefined) return payload.size;
-  if (payload.text !== undefined) return Buffer.byteLength(payload.text, 'utf8');
-  const b64 = payload.b64 ?? '';
-  return Math.floor((b64.length * 3) / 4) - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
-}

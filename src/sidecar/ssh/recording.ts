@@ -3,7 +3,6 @@
  * and turns a refused append into a fail-closed signal. Also converts a recorded terminal channel
  * to asciicast v2 (https://docs.asciinema.org/manual/asciicast/v2/) for replay.
  */
-import { isUtf8 } from 'node:buffer';
 import { capPayload, createSessionClock, EventKind, payloadBytes, type RecordingEvent } from '../../recorder/events.ts';
 import type { SshSessionRecorder } from './config.ts';
 
@@ -53,10 +52,7 @@ export class SessionLog {
     for (let at = 0; at < data.length; at += this.maxEventBytes) {
       // Cut on byte offsets: capPayload stores non-UTF-8 pieces as base64, exactly.
       const piece = data.subarray(at, at + this.maxEventBytes);
-      // What capPayload stores for a piece within the cap, without its UTF-8 decode attempt, which
-      // costs an exception per piece of binary output (bulk `cat`, `scp -O`).
-      const payload = isUtf8(piece) ? capPayload(piece, this.maxEventBytes) : { b64: Buffer.from(piece.buffer, piece.byteOffset, piece.length).toString('base64') };
-      if (!this.add({ k, ch, data: payload })) return false;
+      if (!this.add({ k, ch, data: capPayload(piece, this.maxEventBytes) })) return false;
     }
     return true;
   }
