@@ -10,9 +10,14 @@
 FROM node:24-slim AS dependencies
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only; no install scripts (none of them needs one: ssh2's optional native
-# parts are not built, see package.json allowScripts).
+# Production dependencies only, without install scripts; then ssh2's native crypto binding, built
+# against this image's Node headers (scripts/build-native.ts, docs/adr/0013). The compilers stay in
+# this stage; the final image only gets the built .node file inside node_modules.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+    && rm -rf /var/lib/apt/lists/*
+COPY scripts/build-native.ts ./scripts/
+RUN WARDEN_REQUIRE_NATIVE=1 node scripts/build-native.ts
 
 # The web viewer's static assets (`warden ui`), built once with Vite from src/ui/web (dev
 # dependencies exist only in this stage).

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test plane runs (and wrk, for bench/http.ts) (as throwaway instances started by the tests,
 # never as system services): PostgreSQL with psql/pgbench, pgbouncer, OpenSSH server and client,
-# nginx, openssl, tmux, and chromium (headless, for the web viewer browser test). Does nothing when all are present.
+# nginx, openssl, tmux, chromium (headless, for the web viewer browser test), and python3, make and g++
+# (npm ci builds ssh2's native crypto binding with them, docs/adr/0013). Does nothing when all are present.
 set -euo pipefail
-packages=(postgresql postgresql-client openssh-server openssh-client pgbouncer nginx-light openssl tmux ca-certificates wrk chromium)
+packages=(postgresql postgresql-client openssh-server openssh-client pgbouncer nginx-light openssl tmux ca-certificates wrk chromium python3 make g++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

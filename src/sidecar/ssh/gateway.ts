@@ -23,7 +23,7 @@ import { handleDirectTcpip, RemoteForwards } from './forward.ts';
 import { generateEd25519HostKey, type PinnedHostKey } from './host-keys.ts';
 import { SessionLog } from './recording.ts';
 import { guard } from './relay.ts';
-import { coalesceWrites, useKeyObjectsInSsh2 } from './transport.ts';
+import { coalesceWrites, ssh2NativeCrypto, useKeyObjectsInSsh2 } from './transport.ts';
 import { connectUpstream, parsePins, type UpstreamConnection, upstreamRetryable } from './upstream.ts';
 import type { ApprovalHandle } from '../../approvals/types.ts';
 import { DEFAULTS } from '../../api/types.ts';
@@ -98,6 +98,9 @@ export class SshGateway {
     this.#server.maxConnections = config.limits?.maxConnections ?? 1000;
     this.#server.on('error', (error: Error) => this.#log(`ssh gateway: listener error: ${error.message}`));
     useKeyObjectsInSsh2();
+    if (!ssh2NativeCrypto()) {
+      this.#log('ssh gateway: ssh2\'s native crypto binding is not built; using its JavaScript ciphers (about half the throughput). Build it with `node scripts/build-native.ts` (docs/adr/0013).');
+    }
     this.#listener = createServer((socket) => {
       coalesceWrites(socket);
       // ssh2 applies maxConnections and starts the handshake as for its own listener.

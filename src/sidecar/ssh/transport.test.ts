@@ -1,7 +1,28 @@
 import { once } from 'node:events';
 import { createServer, type Socket, connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { coalesceWrites, useKeyObjectsInSsh2 } from './transport.ts';
+import { createRequire } from 'node:module';
+import { coalesceWrites, ssh2NativeCrypto, useKeyObjectsInSsh2 } from './transport.ts';
+
+const require = createRequire(import.meta.url);
+
+describe('ssh2 native crypto binding', () => {
+  it('is built for this Node and chosen for the gateway\'s ciphers (else: `node scripts/build-native.ts`, docs/adr/0013)', () => {
+    expect(ssh2NativeCrypto()).toBe(true);
+    const crypto = require('ssh2/lib/protocol/crypto.js') as {
+      CIPHER_INFO: Record<string, { keyLen: number; ivLen: number }>;
+      createCipher(config: unknown): object;
+    };
+    for (const name of ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com']) {
+      const info = crypto.CIPHER_INFO[name];
+      if (info === undefined) throw new Error(`ssh2 lost ${name}`);
+      const cipher = crypto.createCipher({
+        outbound: { seqno: 0, onWrite: () => {}, cipherInfo: info, cipherKey: Buffer.alloc(info.keyLen), cipherIV: Buffer.alloc(info.ivLen) },
+      });
+      expect(cipher.constructor.name, name).toMatch(/Binding$/);
+    }
+  });
+});
 
 describe('useKeyObjectsInSsh2', () => {
   it("patches every JavaScript cipher class of ssh2 1.17 (fails when an ssh2 upgrade moves them: re-check transport.ts)", () => {

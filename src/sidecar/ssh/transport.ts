@@ -1,6 +1,13 @@
 /**
+ * ssh2's transport costs, removed from outside ssh2.
+ *
+ * 0. **The native binding.** ssh2's optional C++ ciphers (`sshcrypto.node`) are built at install
+ *    against Node 24's own headers (scripts/build-native.ts, docs/adr/0013); with them the gateway
+ *    relays at about half the CPU per MiB. {@link ssh2NativeCrypto} says whether they loaded.
+ *    Items 1 and 2 below remain for when they did not (item 1 only applies then).
+ *
  * Per-packet costs of ssh2's pure-JavaScript transport (ssh2 1.17 without its optional native
- * binding), removed from outside ssh2. Measured with `--cpu-prof` on bench/ssh.ts (bench/README.md,
+ * binding): Measured with `--cpu-prof` on bench/ssh.ts (bench/README.md,
  * "ssh.ts"): before these, a 256 MiB `ssh cat` through the gateway spent about a sixth of its CPU
  * on the two items below.
  *
@@ -59,6 +66,15 @@ const KEY_FIELDS: ReadonlyArray<{ cipher: string; mac?: string; direction: 'outb
   { cipher: 'aes128-ctr', mac: 'hmac-sha2-256-etm@openssh.com', direction: 'outbound', method: 'encrypt', fields: ['_macKey'] },
   { cipher: 'aes128-ctr', mac: 'hmac-sha2-256-etm@openssh.com', direction: 'inbound', method: 'decrypt', fields: ['_macKey'] },
 ];
+
+/** Whether ssh2 loaded its native crypto binding (see item 0 of the module comment). */
+export function ssh2NativeCrypto(): boolean {
+  try {
+    return (require('ssh2/lib/protocol/crypto.js') as { bindingAvailable?: boolean }).bindingAvailable === true;
+  } catch {
+    return false;
+  }
+}
 
 /** On a patched prototype. */
 const PATCHED_CLASS = Symbol('warden.keyObjects.class');
