@@ -95,8 +95,14 @@ const started = Date.now();
 const result = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${headers}`, `--real_openssl_major=${opensslMajor}`], {
   cwd: cryptoDir,
   encoding: 'utf8',
-  // binding.gyp runs `node -e "require('nan')"`: the Node running this script comes first.
-  env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+  env: {
+    ...process.env,
+    // binding.gyp runs `node -e "require('nan')"`: the Node running this script comes first.
+    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+    // npm passes its own `nodedir` setting down as this variable, and node-gyp lets it win over
+    // --nodedir: a build against the machine's other Node loads with "did not self-register".
+    npm_config_nodedir: headers,
+  },
 });
 if (result.status !== 0) {
   process.stderr.write(`${result.stdout}\n${result.stderr}\n`);
