@@ -34,6 +34,13 @@ describe('detectors find what they should', () => {
     ['nationalId', 'steuer-id 65929970489', ['65929970489']],
     ['jwt', `Bearer ${JWT}`, [JWT]],
     ['jwt', 'alg none eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.', ['eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.']],
+    // Back to back, no separator: the first token's signature runs into the second's header.
+    ['jwt', `x ${JWT}${JWT} y`, [`${JWT}${JWT}`]],
+    ['jwt', `${JWT}${JWT}${JWT}`, [`${JWT}${JWT}${JWT}`]],
+    ['jwt', `eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.${JWT}`, [`eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.${JWT}`]],
+    ['jwt', `${JWT}.not-a-token`, [JWT]],
+    // Not a token after it (no alg): the regular match, which runs up to the next dot.
+    ['jwt', `${JWT}${JWT_NO_ALG}`, [`${JWT}${JWT_NO_ALG.slice(0, JWT_NO_ALG.indexOf('.'))}`]],
     ['cloudKey', 'id AKIAIOSFODNN7EXAMPLE', ['AKIAIOSFODNN7EXAMPLE']],
     ['cloudKey', 'temp ASIAY34FZKBOKMUTVV7A', ['ASIAY34FZKBOKMUTVV7A']],
     ['cloudKey', 'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', ['wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY']],
@@ -141,6 +148,7 @@ describe('detectors run in linear time on adversarial input', () => {
     'plus signs and digits': '+1 ('.repeat(n / 4),
     'jwt-like dots': `eyJ${'a'.repeat(n / 2)}.${'b'.repeat(n / 2)}`,
     'many jwt starts': 'eyJaaaaa.'.repeat(n / 9),
+    'signatures full of jwt starts': `eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.${'eyJ'.repeat(340)}.`.repeat(n / 1056),
     'BEGIN markers without end': '-----BEGIN RSA PRIVATE KEY-----\n'.repeat(n / 32),
     'BEGIN prefixes': '-----BEGIN '.repeat(n / 11),
     'secret labels': 'aws_secret_access_key='.repeat(n / 22),

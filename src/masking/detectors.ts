@@ -300,10 +300,49 @@ function jwtHeaderValid(segment: string): boolean {
   }
 }
 
+const JWT_CHAIN_CANDIDATES = 16;
+
+/** A token starting exactly at lastIndex, e.g. inside the previous token's last segment. */
+const JWT_AT = /eyJ[A-Za-z0-9_-]{5,1021}\.[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]{0,1024}(?![A-Za-z0-9_-])/y;
+
+/**
+ * Tokens written back to back (`<jwt><jwt>`, no separator): the first token's last segment runs
+ * on into the next token's header, up to its first dot, so the next token alone never matches.
+ * Looks for a valid token starting inside the last segment and extends the span over it, for as
+ * many tokens as are chained.
+ */
+function chainedJwtEnd(text: string, segmentStart: number, end: number): number {
+  while (text.charCodeAt(end) === 0x2e /* . */) {
+    let next = -1;
+    // The next token's header ends at the dot at `end` (segments hold no dots): only its start is
+    // open. The header is checked first, and at most JWT_CHAIN_CANDIDATES starts are tried per
+    // segment, so a segment crafted full of "eyJ" cannot make this quadratic (a random signature
+    // holds "eyJ" about once in 4,000 tokens).
+    let tries = 0;
+    for (let at = text.indexOf('eyJ', segmentStart); at !== -1 && at < end && tries < JWT_CHAIN_CANDIDATES; at = text.indexOf('eyJ', at + 1)) {
+      tries++;
+      if (end - at < 8 || !jwtHeaderValid(text.slice(at, end))) continue;
+      JWT_AT.lastIndex = at;
+      const m = JWT_AT.exec(text);
+      if (m !== null) {
+        next = at;
+        segmentStart = at + m[0].lastIndexOf('.') + 1;
+        end = at + m[0].length;
+        break;
+      }
+    }
+    if (next === -1) break;
+  }
+  return end;
+}
+
 export const detectJwt: Detector = (text, options = {}) => {
   const found: DetectorMatch[] = [];
   for (const m of execAll(JWT, text, options.from)) {
-    if (jwtHeaderValid(m[0].slice(0, m[0].indexOf('.')))) found.push({ start: m.index, end: m.index + m[0].length, detector: 'jwt' });
+    if (!jwtHeaderValid(m[0].slice(0, m[0].indexOf('.')))) continue;
+    const end = chainedJwtEnd(text, m.index + m[0].lastIndexOf('.') + 1, m.index + m[0].length);
+    found.push({ start: m.index, end, detector: 'jwt' });
+    JWT.lastIndex = end;
   }
   return found;
 };

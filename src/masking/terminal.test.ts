@@ -155,7 +155,9 @@ describe('terminal stream', () => {
     const text = `${JWT}${JWT}alice@example.comalice@example.complain text ${PEM}`;
     const bytes = enc(text);
     const whole = dec(streamAll([bytes], { holdBack: 128 }).bytes);
-    expect(whole).toContain('alice@[REDACTED:email] text');
+    // The two tokens are one span (back to back), whose last signature runs into the first "alice".
+    expect(whole).toContain('[REDACTED:jwt]@[REDACTED:email] text');
+    expect(whole).not.toContain('eyJ');
     for (let cut = 1; cut < bytes.length; cut += 7) {
       expect(dec(streamAll([bytes.subarray(0, cut), bytes.subarray(cut)], { holdBack: 128 }).bytes)).toBe(whole);
     }
