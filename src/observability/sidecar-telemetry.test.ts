@@ -118,6 +118,22 @@ describe('SidecarTelemetry', () => {
     recorder.stop();
   });
 
+  it('counts terminal output that masking changed as masking hits (SSH)', async () => {
+    telemetry = await startTelemetry({ service: 'warden-sidecar', env: {} });
+    const observer = new SidecarTelemetry({ meter: telemetry.meter, exposition: telemetry.addExposition });
+    const recorder = await recorderWith(observer);
+    const url = await serve(telemetry);
+    const ssh = { protocol: 'ssh', connection: 'ops/bastion' } as const;
+    const session = recorder.startSession({ sessionId: 'm-1', ...ssh });
+    session.append({ t: 1, k: EventKind.TermStdout, data: { text: '$ ' } });
+    session.append({ t: 2, k: EventKind.TermStdout, data: { text: 'key [REDACTED:cloudKey]\r\n' }, masked: true });
+    session.append({ t: 3, k: EventKind.TermStderr, data: { text: 'mail [REDACTED:email]\r\n' }, masked: true });
+    const samples = await scrape(url);
+    expect(sampleValue(samples, SidecarMetric.MaskingHits, ssh)).toBe(2);
+    await session.close('client-closed');
+    recorder.stop();
+  });
+
   it('reports recording lag while a chunk waits for an unreachable bucket', async () => {
     let clock = 0;
     telemetry = await startTelemetry({ service: 'warden-sidecar', env: {} });

@@ -377,6 +377,7 @@ class SessionWatch implements SessionObserver {
         case EventKind.TermStdout:
         case EventKind.TermStderr:
           t.bytesOut += payloadLength(event.data);
+          if (event.masked) t.maskingHits += 1;
           break;
         case EventKind.WsMessage:
           if (event.direction === MessageDirection.ToTarget) t.bytesIn += payloadLength(event.data);

@@ -168,6 +168,8 @@ export interface TerminalDataEvent
   /** SSH channel number when a session has more than one. */
   ch?: number;
   data: Payload;
+  /** Output in which masking replaced at least one value (set on the first event of a masked piece). */
+  masked?: true;
 }
 
 export interface TerminalResizeEvent extends EventBase<typeof EventKind.TermResize> {

@@ -9,7 +9,7 @@ import type { ApprovalHandle, ApprovalOutcome } from '../../approvals/types.ts';
 import { approvalEvent, oneLine, refusalText } from '../approvals.ts';
 import type { PolicySubject, SshCommand } from '../../policy/command.ts';
 import { Decision, EventKind } from '../../recorder/events.ts';
-import type { SshDecision, TerminalMaskStream } from './config.ts';
+import type { MaskedOutput, SshDecision, TerminalMaskStream } from './config.ts';
 import { SshGatewayError, SshGatewayErrorCode } from './errors.ts';
 import type { SessionLog } from './recording.ts';
 import { drained, guard, pump, writeWithPressure, written } from './relay.ts';
@@ -545,24 +545,25 @@ function outputPath(
   const masker = ctx.masker();
   const target = kind === 'stdout' ? channel : channel.stderr;
   let timer: NodeJS.Timeout | undefined;
-  const emit = (bytes: Uint8Array): Uint8Array => {
+  const emit = (bytes: Uint8Array, masked = false): Uint8Array => {
     if (bytes.length > 0) {
       detector?.observeOutput(bytes);
-      if (ctx.record.output) ctx.log.terminal(kind, bytes, ch);
+      if (ctx.record.output) ctx.log.terminal(kind, bytes, ch, masked);
     }
     return bytes;
   };
+  const emitMasked = ({ bytes, hits }: MaskedOutput): Uint8Array => emit(bytes, (hits?.length ?? 0) > 0);
   const flush = (): void => {
     timer = undefined;
     if (masker === undefined) return;
-    const bytes = emit(masker.flush().bytes);
+    const bytes = emitMasked(masker.flush());
     if (bytes.length > 0 && target.writable) target.write(bytes);
   };
   return {
     map: (chunk) => {
       ctx.activity();
       if (masker === undefined) return emit(chunk);
-      const bytes = emit(masker.push(chunk).bytes);
+      const bytes = emitMasked(masker.push(chunk));
       if (timer !== undefined) clearTimeout(timer);
       timer = setTimeout(flush, ctx.maskFlushMs);
       return bytes;
@@ -574,7 +575,7 @@ function outputPath(
     end: () => {
       if (timer !== undefined) clearTimeout(timer);
       if (masker === undefined) return;
-      const bytes = emit(masker.end().bytes);
+      const bytes = emitMasked(masker.end());
       if (bytes.length > 0 && target.writable) target.write(bytes);
     },
   };

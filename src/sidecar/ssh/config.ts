@@ -74,12 +74,18 @@ export interface SshPolicy {
   sessionApproval?(subject: PolicySubject): SessionApprovalRequirement | undefined;
 }
 
+/** What a masker lets out: the bytes, and what it replaced in them (recorded as `masked`, counted in metrics). */
+export interface MaskedOutput {
+  bytes: Uint8Array;
+  hits?: readonly unknown[];
+}
+
 /** Streaming masker for terminal bytes split anywhere (src/masking/terminal.ts fits). */
 export interface TerminalMaskStream {
-  push(chunk: Uint8Array): { bytes: Uint8Array };
+  push(chunk: Uint8Array): MaskedOutput;
   /** Emits what is held; the gateway calls it when output has been idle briefly. */
-  flush(): { bytes: Uint8Array };
-  end(): { bytes: Uint8Array };
+  flush(): MaskedOutput;
+  end(): MaskedOutput;
 }
 
 export interface TerminalMaskerSource {

@@ -46,13 +46,17 @@ export class SessionLog {
     return ok;
   }
 
-  /** Terminal bytes, split into events of at most maxEventBytes so nothing is truncated. */
-  terminal(kind: 'stdin' | 'stdout' | 'stderr', data: Uint8Array, ch: number): boolean {
+  /**
+   * Terminal bytes, split into events of at most maxEventBytes so nothing is truncated. `masked`:
+   * masking replaced something in these bytes (marked on the first event).
+   */
+  terminal(kind: 'stdin' | 'stdout' | 'stderr', data: Uint8Array, ch: number, masked = false): boolean {
     const k = kind === 'stdin' ? EventKind.TermStdin : kind === 'stdout' ? EventKind.TermStdout : EventKind.TermStderr;
     for (let at = 0; at < data.length; at += this.maxEventBytes) {
       // Cut on byte offsets: capPayload stores non-UTF-8 pieces as base64, exactly.
       const piece = data.subarray(at, at + this.maxEventBytes);
-      if (!this.add({ k, ch, data: capPayload(piece, this.maxEventBytes) })) return false;
+      const event = { k, ch, data: capPayload(piece, this.maxEventBytes), ...(masked && at === 0 ? { masked: true as const } : {}) };
+      if (!this.add(event)) return false;
     }
     return true;
   }

@@ -173,6 +173,11 @@ describe('SSH gateway: interactive shell in a real pty (tmux)', () => {
     const out = events.filter((e) => e.k === 'term.stdout').map((e) => ('data' in e ? payloadText(e.data) : '')).join('');
     expect(out).not.toContain('AKIAIOSFODNN7EXAMPLE');
     expect(out).toContain('\x1b[31mred\x1b[0m');
+    // The output that carried the key is marked, for the masking-hits metric; the prompt is not.
+    const masked = events.filter((e) => e.k === 'term.stdout' && 'masked' in e && e.masked === true);
+    expect(masked.length).toBeGreaterThanOrEqual(1);
+    expect(masked.map((e) => ('data' in e ? payloadText(e.data) : '')).join('')).toContain('aws_access_key_id = ');
+    expect(events.filter((e) => e.k === 'term.stdout').length).toBeGreaterThan(masked.length);
     await t.type('exit');
     await t.keys('Enter');
   });
