@@ -70,6 +70,7 @@ function describeTarget(config: SidecarConfig): string {
 function printBanner(dev: RunningDev, prefix: string, stateArg: string, out: (line: string) => void): void {
   out(`warden dev: development OIDC issuer ${dev.issuer.issuer} (audience ${dev.audience}); state in ${dev.state.dir}`);
   for (const s of dev.started) printConnection(s, prefix, stateArg, out);
+  if (dev.metricsUrl) out(`warden dev: Prometheus metrics of every gateway at ${dev.metricsUrl}`);
   out(`warden dev: list recordings with: ${prefix} sessions --dev${stateArg}; then ${prefix} replay --dev${stateArg} <id> and ${prefix} verify --dev${stateArg} <id>`);
   out(`warden dev: ready in ${dev.startupMs} ms (${dev.started.length} of ${dev.started.length + dev.failed.length} Connections); Ctrl-C to stop`);
 }
@@ -89,6 +90,7 @@ interface DevCliOptions {
   host: string;
   localRecordings?: boolean;
   gracePeriod: string;
+  metricsPort?: string;
   verbose?: boolean;
 }
 
@@ -100,6 +102,12 @@ function fail(error: unknown): void {
   const message = error instanceof DevError ? error.message : `unexpected error: ${(error as Error).message}`;
   process.stderr.write(`warden dev: ${message}\n`);
   process.exitCode = 1;
+}
+
+function portOption(flag: string, value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new DevError(DevErrorCode.OptionInvalid, `${flag} must be a port number (0-65535), got ${value}`);
+  return port;
 }
 
 export function devCommand(): Command {
@@ -115,16 +123,18 @@ export function devCommand(): Command {
     .addOption(new Option('--host <address>', 'address the gateways and the issuer listen on').default('127.0.0.1'))
     .option('--local-recordings', 'record into the state directory even where a RecordingPolicy names a bucket')
     .addOption(new Option('--grace-period <duration>', 'how long open sessions may run on after Ctrl-C').default('2s'))
+    .option('--metrics-port <port>', 'serve the gateways\' Prometheus metrics at http://<host>:<port>/metrics (off by default; 0 = any free port)')
     .option('-v, --verbose', 'log every session and command (default: warnings and errors only)')
     .action(async (opts: DevCliOptions) => {
       const level: LogLevel = opts.verbose ? 'info' : ((process.env.WARDEN_LOG_LEVEL as LogLevel | undefined) ?? 'warn');
       const log: Logger = createLogger({ level, write: (line) => process.stderr.write(humanLogLine(line)) }, { component: 'dev' });
       let graceMs: number;
       let issuerPort: number;
+      let metricsPort: number | undefined;
       try {
         graceMs = parseGoDuration(opts.gracePeriod);
-        issuerPort = Number(opts.issuerPort);
-        if (!Number.isInteger(issuerPort) || issuerPort < 0 || issuerPort > 65535) throw new DevError(DevErrorCode.OptionInvalid, `--issuer-port must be a port number (0-65535), got ${opts.issuerPort}`);
+        issuerPort = portOption('--issuer-port', opts.issuerPort);
+        if (opts.metricsPort !== undefined) metricsPort = portOption('--metrics-port', opts.metricsPort);
       } catch (error) {
         fail(error instanceof DevError ? error : new DevError(DevErrorCode.OptionInvalid, `--grace-period: ${(error as Error).message}`));
         return;
@@ -146,6 +156,7 @@ export function devCommand(): Command {
           ...(opts.localRecordings ? { localRecordings: true } : {}),
           log,
           graceMs,
+          ...(metricsPort !== undefined ? { metricsPort } : {}),
           note: (line) => void process.stdout.write(`${line}\n`),
         });
       } catch (error) {

@@ -189,7 +189,7 @@ spec:
   credentialsRef: {name: ssh}
   listener: {port: ${sshPort}}
 `;
-    running = await dev(await manifests(pgSecret(), pgConnection(pgPort), policy, recording(plane.minio.accessKey), ssh));
+    running = await dev(await manifests(pgSecret(), pgConnection(pgPort), policy, recording(plane.minio.accessKey), ssh), { metricsPort: 0 });
     const key = await running.state.issuerKey({ create: false });
     if (!key) throw new Error('no issuer key');
     token = await mintIssuerToken(key, { issuer: running.issuer.issuer, audience: running.audience }, { user: 'alice', groups: ['dba'] });
@@ -219,6 +219,15 @@ spec:
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(keys.some((k) => k.endsWith('/manifest.json'))).toBe(true);
+    // The session and its two decisions are counted on the metrics endpoint (--metrics-port).
+    if (!running.metricsUrl) throw new Error('no metrics URL');
+    const scraped = await (await fetch(running.metricsUrl)).text();
+    const series = (name: string, labels: string): number =>
+      Number(scraped.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((label) => l.includes(label)))?.split(' ').at(-1) ?? NaN);
+    expect(series('warden_commands_total', 'connection="default/pg",decision="allowed"')).toBeGreaterThanOrEqual(1);
+    expect(series('warden_commands_total', 'connection="default/pg",decision="denied"')).toBe(1);
+    expect(series('warden_sessions_total', 'connection="default/pg",outcome="closed"')).toBe(1);
+    expect((await fetch(running.metricsUrl.replace('/metrics', '/'))).status).toBe(404);
   });
 
   it('relays SSH for a development token as the password', async () => {

@@ -10,9 +10,12 @@
 // Stop: gateways close (sessions end and are recorded as such), recorders flush their final
 // chunks and manifests, the Secret files are removed.
 
+import { createServer, type Server } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { mkdir, readFile } from 'node:fs/promises';
 import type { Logger } from '../controller/log.ts';
+import type { SidecarTelemetry } from '../observability/sidecar-telemetry.ts';
+import type { Telemetry } from '../observability/telemetry.ts';
 import { loadSigningKey } from '../recorder/crypto.ts';
 import { recorderOptionsFromConfig } from '../recorder/from-config.ts';
 import { Recorder } from '../recorder/recorder.ts';
@@ -47,6 +50,8 @@ export interface DevOptions {
   cwd?: string;
   /** Lines worth telling the user while starting (first-run setup). */
   note?: (line: string) => void;
+  /** Serve every gateway's Prometheus metrics at http://host:port/metrics (0 = any free port; undefined = off). */
+  metricsPort?: number;
 }
 
 export interface StartedConnection {
@@ -77,6 +82,8 @@ export interface RunningDev {
   readonly failed: readonly FailedConnection[];
   /** ms from the call to runDev until every gateway listened. */
   readonly startupMs: number;
+  /** Where the metrics are served, when asked for (`metricsPort`). */
+  readonly metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -192,8 +199,54 @@ async function checkBucket(store: S3Store, config: SidecarConfig, timeoutMs: num
   }
 }
 
+interface DevMetrics {
+  readonly url: string;
+  readonly observer: SidecarTelemetry;
+  stop(): Promise<void>;
+}
+
+/** One /metrics endpoint for all gateways of this process, as the sidecar serves on its health port (docs/observability.md). */
+async function startDevMetrics(host: string, port: number, env: NodeJS.ProcessEnv): Promise<DevMetrics> {
+  // Loaded only when asked for, as in the sidecar.
+  const [{ startTelemetry }, { SidecarTelemetry }] = await Promise.all([import('../observability/telemetry.ts'), import('../observability/sidecar-telemetry.ts')]);
+  const telemetry: Telemetry = await startTelemetry({ service: 'warden-dev', env });
+  const observer = new SidecarTelemetry({ meter: telemetry.meter, exposition: telemetry.addExposition, ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}) });
+  const server: Server = createServer((req, res) => {
+    if ((req.url ?? '').split('?')[0] === '/metrics') telemetry.handleMetrics(req, res);
+    else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await telemetry.shutdown();
+    throw listenError(error, 'metrics', host, port, 'pick another with --metrics-port');
+  }
+  const address = server.address();
+  const bound = address !== null && typeof address === 'object' ? address.port : port;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/metrics`,
+    observer,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await telemetry.shutdown();
+    },
+  };
+}
+
 /** Opens, checks and starts one Connection. */
-async function startConnection(rendered: Extract<RenderedConnection, { ok: true }>, state: DevState, options: DevOptions): Promise<StartedConnection> {
+async function startConnection(
+  rendered: Extract<RenderedConnection, { ok: true }>,
+  state: DevState,
+  options: DevOptions,
+  observer: SidecarTelemetry | undefined,
+): Promise<StartedConnection> {
   const { config, namespace, name } = rendered;
   const id = `${namespace}/${name}`;
   const timeoutMs = options.checkTimeoutMs ?? 5000;
@@ -224,14 +277,16 @@ async function startConnection(rendered: Extract<RenderedConnection, { ok: true 
       signingKey: loadSigningKey(await readFile(state.signingKeyFile)),
       prefix: recording.s3.prefix,
       log: recorderLog,
+      ...(observer ? { observer } : {}),
     });
     recordings = store.url(recording.s3.prefix);
   } else {
     const recorderOptions = await recorderOptionsFromConfig(recording, { spoolDir, log: recorderLog });
     await checkBucket(recorderOptions.store as S3Store, config, timeoutMs);
-    recorder = await Recorder.open(recorderOptions);
+    recorder = await Recorder.open({ ...recorderOptions, ...(observer ? { observer } : {}) });
     recordings = recorderOptions.store.url(recording.s3.prefix);
   }
+  observer?.watchRecorder(recorder);
   const found = await recorder.recover();
   if (found.length > 0) log.info('recovered recordings a previous run left in the spool', { sessions: found.length });
 
@@ -276,7 +331,9 @@ export async function runDev(options: DevOptions): Promise<RunningDev> {
   if (!key) throw new DevError(DevErrorCode.StateInvalid, 'no issuer key');
   if (existing === undefined) options.note?.(`warden dev: first start: created a development issuer key and a recording signing key in ${state.dir} (kept for the next starts)`);
   const issuer = await startIssuer({ key, host: options.host ?? '127.0.0.1', port: options.issuerPort ?? DEFAULT_ISSUER_PORT });
+  let metrics: DevMetrics | undefined;
   try {
+    if (options.metricsPort !== undefined) metrics = await startDevMetrics(options.host ?? '127.0.0.1', options.metricsPort, env);
     await state.writeIssuerInfo({ issuer: issuer.issuer, audience: DEV_AUDIENCE });
     const rendered = await renderDevConnections(manifests, state, {
       issuer: { issuer: issuer.issuer, audience: DEV_AUDIENCE, jwksUri: issuer.jwksUri },
@@ -289,7 +346,7 @@ export async function runDev(options: DevOptions): Promise<RunningDev> {
       rendered.map(async (r) => {
         if (!r.ok) return { r, error: new DevError(DevErrorCode.RenderFailed, r.reason) };
         try {
-          return { r, started: await startConnection(r, state, options) };
+          return { r, started: await startConnection(r, state, options, metrics?.observer) };
         } catch (error) {
           return { r, error: asDevError(error) };
         }
@@ -311,6 +368,7 @@ export async function runDev(options: DevOptions): Promise<RunningDev> {
       started,
       failed,
       startupMs,
+      ...(metrics ? { metricsUrl: metrics.url } : {}),
       stop: () =>
         (stopping ??= (async () => {
           const graceMs = options.graceMs ?? 2000;
@@ -322,11 +380,13 @@ export async function runDev(options: DevOptions): Promise<RunningDev> {
               if (!flushed) options.log.warn('recordings not all written; the rest stays in the spool for the next start', { connection: `${s.namespace}/${s.name}` });
             }),
           );
+          await metrics?.stop();
           await issuer.stop();
           await removeSecretFiles(state);
         })()),
     };
   } catch (error) {
+    await metrics?.stop().catch(() => undefined);
     await issuer.stop().catch(() => undefined);
     throw error;
   }
