@@ -183,7 +183,7 @@ export class ApprovalWebhook {
 
 /**
  * The sidecar's webhook from its environment: WARDEN_APPROVAL_WEBHOOK_URL and
- * WARDEN_APPROVAL_WEBHOOK_SECRET (both set from a Secret with `envFrom`), or none.
+ * WARDEN_APPROVAL_WEBHOOK_SECRET (both from named keys of the optional Secret `warden-approval-webhook`, src/controller/render.ts), or none.
  */
 export function webhookFromEnv(env: NodeJS.ProcessEnv, log?: WebhookOptions['log']): ApprovalWebhook | undefined {
   const url = env.WARDEN_APPROVAL_WEBHOOK_URL;

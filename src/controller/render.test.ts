@@ -94,7 +94,7 @@ describe('renderConnection', () => {
     expect(rules.find((r) => r.resources.includes('configmaps'))?.resourceNames).toEqual(['orders-db-gateway-config']);
   });
 
-  it('takes the approval webhook from two named keys of an optional Secret, never the whole Secret as environment', () => {
+  it('takes the approval webhook and the trace exporter settings from named keys of optional Secrets, never a whole Secret as environment', () => {
     const result = renderConnection(inputs(aConnection('orders-db')));
     const container = (object(result, 'Deployment').spec as any).template.spec.containers[0];
     expect(container.envFrom).toBeUndefined();
@@ -102,6 +102,11 @@ describe('renderConnection', () => {
     expect(fromSecret).toEqual([
       { name: 'WARDEN_APPROVAL_WEBHOOK_URL', valueFrom: { secretKeyRef: { name: 'warden-approval-webhook', key: 'WARDEN_APPROVAL_WEBHOOK_URL', optional: true } } },
       { name: 'WARDEN_APPROVAL_WEBHOOK_SECRET', valueFrom: { secretKeyRef: { name: 'warden-approval-webhook', key: 'WARDEN_APPROVAL_WEBHOOK_SECRET', optional: true } } },
+      // Traces: the OTLP exporter's standard variables, each from the optional Secret warden-telemetry.
+      ...['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'].map((key) => ({
+        name: key,
+        valueFrom: { secretKeyRef: { name: 'warden-telemetry', key, optional: true } },
+      })),
     ]);
   });
 

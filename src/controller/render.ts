@@ -48,6 +48,9 @@ import { selectorMatches } from './selectors.ts';
 /** Optional Secret in the Connection's namespace with the approval webhook (docs/approvals.md). */
 export const APPROVAL_WEBHOOK_SECRET = 'warden-approval-webhook';
 const APPROVAL_WEBHOOK_KEYS = ['WARDEN_APPROVAL_WEBHOOK_URL', 'WARDEN_APPROVAL_WEBHOOK_SECRET'] as const;
+/** Optional Secret in the Connection's namespace with where to send traces (docs/observability.md). */
+export const TELEMETRY_SECRET = 'warden-telemetry';
+const TELEMETRY_KEYS = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'] as const;
 export interface SecretSummary {
   name: string;
   resourceVersion: string;
@@ -712,12 +715,16 @@ function gatewayObjects(
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'WARDEN_CONFIGMAP', value: names.configMap },
-                // Approval notifications (docs/approvals.md): two named keys of an optional Secret in
-                // the Connection's namespace, not envFrom, so the Secret cannot set anything else
-                // (NODE_OPTIONS, say) in the gateway.
+                // Approval notifications (docs/approvals.md) and traces (docs/observability.md): named
+                // keys of optional Secrets in the Connection's namespace, not envFrom, so a Secret
+                // cannot set anything else (NODE_OPTIONS, say) in the gateway.
                 ...APPROVAL_WEBHOOK_KEYS.map((key) => ({
                   name: key,
                   valueFrom: { secretKeyRef: { name: APPROVAL_WEBHOOK_SECRET, key, optional: true } },
+                })),
+                ...TELEMETRY_KEYS.map((key) => ({
+                  name: key,
+                  valueFrom: { secretKeyRef: { name: TELEMETRY_SECRET, key, optional: true } },
                 })),
               ],
               ports: [
