@@ -172,7 +172,7 @@ async function runController(flags: ControllerFlags): Promise<void> {
   const uiOptions = controllerUiOptions(flags);
   // Loaded here, not at the top: every other `warden` command (and --help) would pay for the
   // Kubernetes client, the S3 client and OpenTelemetry otherwise.
-  const [{ KubeConfig }, { startController }, { bindControllerMetrics }] = await Promise.all([
+  const [{ KubeConfig }, { startController }, { bindControllerMetrics, bindControllerTracer }] = await Promise.all([
     import('@kubernetes/client-node'),
     import('./manager.ts'),
     import('./metrics.ts'),
@@ -214,6 +214,7 @@ async function runController(flags: ControllerFlags): Promise<void> {
   try {
     telemetry = await startTelemetry({ service: 'warden-controller' });
     bindControllerMetrics(telemetry.meter);
+    bindControllerTracer(telemetry.tracer);
     controller = await startController({
       kubeConfig,
       metrics: telemetry.handleMetrics,

@@ -4,7 +4,7 @@
  * instruments are the API's no-ops and cost nothing. Callers use `controllerMetrics.x` at call
  * time, so rebinding replaces what every module records to.
  */
-import { type Counter, type Histogram, type Meter, metrics, type UpDownCounter } from '@opentelemetry/api';
+import { type Counter, type Histogram, type Meter, metrics, type Tracer, type UpDownCounter } from '@opentelemetry/api';
 import { ControllerMetric } from '../observability/names.ts';
 
 export interface ControllerInstruments {
@@ -36,6 +36,16 @@ function instruments(meter: Meter): ControllerInstruments {
 }
 
 export const controllerMetrics: ControllerInstruments = instruments(metrics.getMeter('warden-controller'));
+
+/**
+ * Where reconcile spans go: undefined (no spans, no cost) until `warden controller` binds the
+ * tracer of a running trace SDK, which exists only when an OTLP endpoint is configured.
+ */
+export const controllerTracing: { tracer: Tracer | undefined } = { tracer: undefined };
+
+export function bindControllerTracer(tracer: Tracer | undefined): void {
+  controllerTracing.tracer = tracer;
+}
 
 /** Records the controller's metrics to `meter` from now on (call before starting the controller). */
 export function bindControllerMetrics(meter: Meter): void {

@@ -4,7 +4,9 @@
  * never handed to a second worker, and if it is added meanwhile it is processed again right
  * after; a failed key comes back after an exponential back-off (base · 2^failures, capped).
  */
-import { controllerMetrics } from './metrics.ts';
+import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { SpanAttribute, SpanName } from '../observability/names.ts';
+import { controllerMetrics, controllerTracing } from './metrics.ts';
 
 export interface QueueOptions {
   name: string;
@@ -128,6 +130,20 @@ export class WorkQueue {
  * finished its current key. A handler that throws puts the key back with back-off; one that
  * returns `{ requeueAfterMs }` is run again after that delay (resync of slow-moving state).
  */
+/** A span per reconcile when tracing is on (docs/observability.md): which controller, which object. */
+function reconcileSpan(controller: string, key: string): Span | undefined {
+  const tracer = controllerTracing.tracer;
+  if (tracer === undefined) return undefined;
+  const slash = key.indexOf('/');
+  return tracer.startSpan(SpanName.Reconcile, {
+    kind: SpanKind.INTERNAL,
+    attributes: {
+      [SpanAttribute.Controller]: controller,
+      ...(slash === -1 ? { [SpanAttribute.ObjectName]: key } : { [SpanAttribute.Namespace]: key.slice(0, slash), [SpanAttribute.ObjectName]: key.slice(slash + 1) }),
+    },
+  });
+}
+
 export async function runWorkers(
   queue: WorkQueue,
   concurrency: number,
@@ -138,14 +154,18 @@ export async function runWorkers(
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
+      const span = reconcileSpan(queue.name, key);
       try {
         const result = await handler(key);
         queue.forget(key);
         if (result && result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
       } catch (error) {
         const delay = queue.shuttingDown ? 0 : queue.addRateLimited(key);
+        span?.setAttribute(SpanAttribute.RetryInMs, delay);
+        span?.setStatus({ code: SpanStatusCode.ERROR, message: (error instanceof Error ? error.message : String(error)).slice(0, 512) });
         onError(key, error, delay);
       } finally {
+        span?.end();
         queue.done(key);
       }
     }

@@ -1,6 +1,6 @@
 // `warden controller` as a real subprocess against the plane's kube-apiserver, scoped to a
 // namespace of its own: /metrics on its health port reports the reconciles, API requests and
-// writes a Connection causes.
+// writes a Connection causes, and with an OTLP endpoint each reconcile is a span.
 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { kubectlOk } from '../../test/plane/kubectl.ts';
 import { freePort, ManagedProcess, waitUntil } from '../../test/plane/proc.ts';
-import { ControllerMetric } from './names.ts';
-import { type Sample, sampleValue, scrape } from './test-support.ts';
+import { ControllerMetric, SpanAttribute, SpanName } from './names.ts';
+import { type OtlpReceiver, otlpSpans, type Sample, sampleValue, scrape, startOtlpReceiver } from './test-support.ts';
 
 const plane = inject('plane');
 const kube = plane.kube;
@@ -18,6 +18,7 @@ const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
 const WARDEN = new URL('../cli/main.ts', import.meta.url).pathname;
 
 let controller: ManagedProcess | undefined;
+let receiver: OtlpReceiver | undefined;
 let healthPort: number;
 
 const metrics = async (): Promise<Sample[]> => await scrape(`http://127.0.0.1:${healthPort}/metrics`);
@@ -29,11 +30,12 @@ beforeAll(async () => {
   await kubectlOk(kube, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
   await kubectlOk(kube, ['create', 'namespace', ns]);
   healthPort = await freePort();
+  receiver = await startOtlpReceiver();
   controller = new ManagedProcess({
     name: 'warden-controller-metrics',
     command: NODE,
     args: [WARDEN, 'controller', '--kubeconfig', kube.kubeconfig, '--namespace', ns, '--health-port', String(healthPort), '--oidc-issuer', plane.oidc.issuer, '--oidc-audience', plane.oidc.audience],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY: '100' },
     logFile: join(process.env.WARDEN_TEST_LOG_DIR ?? plane.dir, `${ns}-controller.log`),
   });
   await waitUntil('warden controller /readyz', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status === 200, { timeoutMs: 30_000, process: controller });
@@ -41,6 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await controller?.stop();
+  await receiver?.close();
   await kubectlOk(kube, ['delete', 'connections,secrets', '--all', '-n', ns, '--wait=false']).catch(() => {});
   await kubectlOk(kube, ['delete', 'namespace', ns, '--wait=false']).catch(() => {});
 });
@@ -67,5 +70,14 @@ describe('warden controller /metrics', () => {
     expect(sum(after, ControllerMetric.Writes)).toBeGreaterThan(0);
     expect(sampleValue(after, `${ControllerMetric.ReconcileDuration}_count`, { controller: 'connection' })).toBeGreaterThan(0);
     expect(sum(after, ControllerMetric.ApiRequests, { verb: 'GET' }) + sum(after, ControllerMetric.ApiRequests, { verb: 'PATCH' })).toBeGreaterThan(0);
+
+    // The same reconcile as a span, naming the controller and the object (OTLP endpoint set).
+    const spans = (): ReturnType<typeof otlpSpans> => otlpSpans(receiver?.bodies ?? []).filter((s) => s.name === SpanName.Reconcile);
+    await waitUntil('a reconcile span exported', async () => spans().some((s) => s.attributes[SpanAttribute.ObjectName] === 'metrics'), { timeoutMs: 10_000 });
+    expect(spans().find((s) => s.attributes[SpanAttribute.ObjectName] === 'metrics')?.attributes).toMatchObject({
+      [SpanAttribute.Controller]: 'connection',
+      [SpanAttribute.Namespace]: ns,
+    });
+    expect(receiver?.raw.join('')).not.toContain('"password"');
   });
 });

@@ -76,6 +76,7 @@ export function exportedSeriesNames(): Set<string> {
 export const SpanName = {
   Session: 'warden.session',
   Command: 'warden.command',
+  Reconcile: 'warden.reconcile',
 } as const;
 
 export const SpanAttribute = {
@@ -101,4 +102,8 @@ export const SpanAttribute = {
   DurationMs: 'warden.duration_ms',
   Rows: 'db.response.returned_rows',
   ErrorCode: 'error.type',
+  Controller: 'warden.controller',
+  Namespace: 'k8s.namespace.name',
+  ObjectName: 'warden.object.name',
+  RetryInMs: 'warden.reconcile.retry_in_ms',
 } as const;
