@@ -19,6 +19,7 @@ import { generateSigningKey } from '../src/recorder/crypto.ts';
 import { Recorder, type SessionRecorder } from '../src/recorder/recorder.ts';
 import { DirectoryStore } from '../src/recorder/store-dir.ts';
 import { TokenVerifier } from '../src/sidecar/auth/oidc.ts';
+import { SqlClassifier } from '../src/sidecar/postgres/classify.ts';
 import { fromPolicyEngine } from '../src/sidecar/postgres/engine.ts';
 import { PostgresGateway } from '../src/sidecar/postgres/server.ts';
 import { generateSelfSignedCertificate } from '../src/sidecar/self-signed.ts';
@@ -58,6 +59,13 @@ export function benchPolicy(group: string): PolicySource {
 }
 
 const out = (value: unknown): void => void process.stdout.write(`${JSON.stringify(value)}\n`);
+
+// BENCH_LITERAL_CACHE=0 turns off the classifier's literal-insensitive cache level, to measure what
+// it saves. The gateway makes its own classifier, so this wraps SqlClassifier.create; read only here.
+if (process.env.BENCH_LITERAL_CACHE === '0') {
+  const create = SqlClassifier.create.bind(SqlClassifier);
+  SqlClassifier.create = async (options = {}) => await create({ ...options, literalCacheSize: 0 });
+}
 
 const config = JSON.parse(await text(process.stdin)) as RunnerConfig;
 const { bundle } = bundlePolicies([benchPolicy(config.group)], { name: 'pgbench', protocol: 'postgres' });

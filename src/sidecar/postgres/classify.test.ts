@@ -112,4 +112,13 @@ describe('SqlClassifier', () => {
     const a = classifier.classify('SELECT 42');
     expect(classifier.classify('SELECT 42')).toBe(a);
   });
+
+  it('answers a text that differs from a known one only in literals as a parse would, and the same each time', async () => {
+    const uncached = await SqlClassifier.create({ cacheSize: 0 });
+    classifier.classify("SELECT email AS e FROM users WHERE id = 1 AND owner = 'a'");
+    const text = "SELECT email AS e FROM users WHERE id = 2 AND owner = 'b; DELETE FROM users'";
+    const hit = classifier.classify(text);
+    expect(hit).toStrictEqual(uncached.classify(text));
+    expect(classifier.classify(text)).toBe(hit);
+  });
 });

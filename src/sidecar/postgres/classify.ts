@@ -12,6 +12,7 @@ import { loadModule, parsePlPgSQLSync, parseSync } from 'libpg-query';
 import type { SqlStatementClass } from '../../api/types.ts';
 import type { SqlCommand } from '../../policy/command.ts';
 import { READ_ONLY_FUNCTIONS, SIDE_EFFECT_FUNCTIONS } from './functions.ts';
+import { literalKey, singleStatementText } from './literal-key.ts';
 
 /** A classified statement, plus what the gateway needs later for masking. */
 export interface ClassifiedStatement extends SqlCommand {
@@ -114,9 +115,19 @@ interface Facts {
 }
 
 export interface ClassifierOptions {
-  /** Entries kept in the exact-text cache (default 2000; 0 disables). */
+  /** Entries kept in the exact-text cache (default 2000; 0 disables both cache levels). */
   cacheSize?: number;
+  /** Entries kept in the literal-insensitive cache (default 2000; 0 disables it). */
+  literalCacheSize?: number;
 }
+
+/**
+ * Statement kinds whose classification never reads a literal's value: classifyNode, inspect, walk
+ * and outputSources look at node kinds, relation, function, column and alias names and at whether
+ * a clause is present, never at an A_Const. (Not DO, COPY, SET, PREPARE, EXPLAIN, EXECUTE: their
+ * constants or session state matter.)
+ */
+const LITERAL_CACHE_KINDS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
 
 /**
  * Turns SQL text into SqlCommands. Create once per process with {@link SqlClassifier.create}
@@ -126,9 +137,13 @@ export interface ClassifierOptions {
 export class SqlClassifier {
   readonly #cache = new Map<string, readonly ClassifiedStatement[]>();
   readonly #cacheSize: number;
+  /** Literal key (literal-key.ts) → the one statement of a text with that key. Never mutated. */
+  readonly #literalCache = new Map<string, ClassifiedStatement>();
+  readonly #literalCacheSize: number;
 
   private constructor(options: ClassifierOptions) {
     this.#cacheSize = options.cacheSize ?? 2000;
+    this.#literalCacheSize = this.#cacheSize > 0 ? (options.literalCacheSize ?? 2000) : 0;
   }
 
   static async create(options: ClassifierOptions = {}): Promise<SqlClassifier> {
@@ -141,37 +156,70 @@ export class SqlClassifier {
    * fingerprints drop constants, and constants matter here — a DO block's body, a COPY file
    * name, the statement offsets the recorded texts are cut at). Results that depend on session
    * state (EXECUTE) are not cached.
+   *
+   * A second level serves texts that differ from a known one only in literal values (simple-query
+   * clients inline them): keyed by {@link literalKey}, which bails on anything it cannot lex
+   * exactly as PostgreSQL does, and filled only from a single SELECT/INSERT/UPDATE/DELETE, whose
+   * classification never depends on a literal's value. A hit is the cached statement with this
+   * text; the cached objects themselves are shared and never mutated.
    */
   classify(text: string, prepared?: PreparedLookup): readonly ClassifiedStatement[] {
     const cached = this.#cache.get(text);
     if (cached) return cached;
-    const { statements, cacheable } = classifyText(text, prepared);
-    if (cacheable && this.#cacheSize > 0) {
-      if (this.#cache.size >= this.#cacheSize) {
-        const oldest = this.#cache.keys().next().value;
-        if (oldest !== undefined) this.#cache.delete(oldest);
+    const key = this.#literalCacheSize > 0 ? literalKey(text) : undefined;
+    if (key !== undefined) {
+      const template = this.#literalCache.get(key);
+      if (template) {
+        // Kept by exact text too, as a parse would be: a repeated text gets the same answer.
+        const statements = [{ ...template, text: singleStatementText(text) }];
+        if (this.#cacheSize > 0) remember(this.#cache, this.#cacheSize, text, statements);
+        return statements;
       }
-      this.#cache.set(text, statements);
+    }
+    const { statements, cacheable, kinds } = classifyText(text, prepared);
+    if (cacheable && this.#cacheSize > 0) remember(this.#cache, this.#cacheSize, text, statements);
+    if (key !== undefined) {
+      const only = statements.length === 1 && kinds.length === 1 ? statements[0] : undefined;
+      if (
+        only &&
+        cacheable &&
+        LITERAL_CACHE_KINDS.has(kinds[0]!) &&
+        only.statementClass !== 'unparseable' &&
+        only.text === singleStatementText(text)
+      ) {
+        remember(this.#literalCache, this.#literalCacheSize, key, only);
+      }
     }
     return statements;
   }
+}
+
+/** Adds to a bounded cache, dropping the oldest entry when full (FIFO). */
+function remember<V>(cache: Map<string, V>, size: number, key: string, value: V): void {
+  if (cache.size >= size) {
+    const oldest = cache.keys().next().value;
+    if (oldest !== undefined) cache.delete(oldest);
+  }
+  cache.set(key, value);
 }
 
 function unparseable(text: string, reason: string): ClassifiedStatement {
   return { protocol: 'postgres', text, statementClass: 'unparseable', tables: [], flags: [`parseError:${reason}`] };
 }
 
-function classifyText(text: string, prepared?: PreparedLookup): { statements: ClassifiedStatement[]; cacheable: boolean } {
+/** `kinds`: the top-level node kind of every statement the parser found (empty if it failed). */
+function classifyText(text: string, prepared?: PreparedLookup): { statements: ClassifiedStatement[]; cacheable: boolean; kinds: string[] } {
   let tree: { stmts?: Array<{ stmt?: Json; stmt_location?: number; stmt_len?: number }> };
   try {
     tree = parseSync(text) as typeof tree;
   } catch (error) {
     // Only comments and semicolons: PostgreSQL answers EmptyQueryResponse, there is no statement.
-    if ((error as Error).message === 'Query cannot be empty') return { statements: [], cacheable: true };
-    return { statements: [unparseable(text, (error as Error).message)], cacheable: true };
+    if ((error as Error).message === 'Query cannot be empty') return { statements: [], cacheable: true, kinds: [] };
+    return { statements: [unparseable(text, (error as Error).message)], cacheable: true, kinds: [] };
   }
   const bytes = Buffer.from(text, 'utf8');
   const statements: ClassifiedStatement[] = [];
+  const kinds: string[] = [];
   let cacheable = true;
   for (const raw of tree.stmts ?? []) {
     const start = raw.stmt_location ?? 0;
@@ -179,6 +227,7 @@ function classifyText(text: string, prepared?: PreparedLookup): { statements: Cl
     const stmtText = bytes.toString('utf8', start, end).trim();
     if (!raw.stmt) continue;
     const kind = Object.keys(raw.stmt)[0] ?? '';
+    kinds.push(kind);
     if (kind === 'ExecuteStmt') cacheable = false;
     try {
       statements.push(classifyStatement(raw.stmt, stmtText, prepared));
@@ -187,7 +236,7 @@ function classifyText(text: string, prepared?: PreparedLookup): { statements: Cl
       statements.push(unparseable(stmtText, (error as Error).message));
     }
   }
-  return { statements, cacheable };
+  return { statements, cacheable, kinds };
 }
 
 function classifyStatement(stmt: Json, text: string, prepared?: PreparedLookup): ClassifiedStatement {
