@@ -1,7 +1,8 @@
 // PostgreSQL gateway benchmark (issue #5): pgbench select-only (-S) and TPC-B-like, simple and
 // prepared protocol, 1 and 8 clients, against (a) PostgreSQL directly, (b) pgbouncer in session
-// mode, (c) the Warden gateway with policy, masking and recording on. Then the gateway's peak RSS
-// with BENCH_SESSIONS (default 200) concurrent sessions.
+// mode, (c) the same pgbouncer with client TLS (pgbouncer-tls), (d) node-proxy (Node terminating TLS
+// and piping bytes), (e) the Warden gateway with policy, masking and recording on. Then the
+// gateway's peak RSS with BENCH_SESSIONS (default 200) concurrent sessions.
 //
 //   node_modules/.bin/node bench/postgres.ts
 //   BENCH_SECONDS=30 BENCH_SCALE=20 node_modules/.bin/node bench/postgres.ts
@@ -9,29 +10,30 @@
 //     BENCH_CPU_PROF=/tmp/prof node_modules/.bin/node bench/postgres.ts   # a short profiling run
 //
 // Knobs: BENCH_SCRIPTS (select-only,tpcb-like), BENCH_MODES (simple,prepared), BENCH_CLIENTS
-// (1,8) pick the configurations (each always runs all three targets); BENCH_SESSIONS=0 skips the
+// (1,8) pick the configurations (each always runs all five targets); BENCH_SESSIONS=0 skips the
 // many-sessions phase; BENCH_CPU_PROF=DIR runs the pgbench gateway child with --cpu-prof into DIR;
 // BENCH_GATEWAY_FLAGS adds Node flags to that child (e.g. --trace-gc); BENCH_WARMUP_SECONDS (default 2)
 // is an unmeasured pgbench run before every measured one, on every target alike (0: none).
 //
 // Starts its own PostgreSQL, pgbouncer and OIDC issuer (the test plane's modules) and the gateway
-// in a child process (bench/postgres-gateway.ts), so the gateway's RSS and CPU are its own. Each
-// configuration runs the three targets back to back (direct, pgbouncer, Warden), so drifting load
-// from other processes hits them alike. Latency percentiles come from pgbench's per-transaction
-// log (-l). Progress on stderr, the report on stdout.
+// in a child process (bench/postgres-gateway.ts, with the Node flags of bin/warden.js), so the
+// gateway's RSS and CPU are its own. Each configuration runs the five targets back to back, so
+// drifting load from other processes hits them alike. Latency percentiles come from pgbench's
+// per-transaction log (-l). Progress on stderr, the report on stdout.
 //
 // The gateway only accepts TLS (the token is a password); PostgreSQL and pgbouncer are reached
-// over plain TCP. Warden's figures therefore include TLS; the report says so.
+// over plain TCP, pgbouncer-tls and node-proxy over TLS. The issue's targets compare with plain
+// pgbouncer; W/pgbouncer-tls is the like-for-like ratio, reported beside it.
 
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startOidcIssuer } from '../test/plane/oidc.ts';
 import { startPgbouncer } from '../test/plane/pgbouncer.ts';
-import { startPostgres } from '../test/plane/postgres.ts';
-import { capture, run } from '../test/plane/proc.ts';
+import { grantAccess, serviceAccount, startPostgres } from '../test/plane/postgres.ts';
+import { canConnect, capture, freePort, ManagedProcess, run, type Started, waitUntil } from '../test/plane/proc.ts';
 import { mintToken } from '../test/plane/tokens.ts';
 import type { RunnerConfig } from './postgres-gateway.ts';
 import { generateSelfSignedCertificate } from '../src/sidecar/self-signed.ts';
@@ -46,7 +48,7 @@ const GROUP = 'bench';
 
 const ALL_SCRIPTS = ['select-only', 'tpcb-like'] as const;
 const ALL_MODES = ['simple', 'prepared'] as const;
-const TARGETS = ['direct', 'pgbouncer', 'node-proxy', 'warden'] as const;
+const TARGETS = ['direct', 'pgbouncer', 'pgbouncer-tls', 'node-proxy', 'warden'] as const;
 type Script = (typeof ALL_SCRIPTS)[number];
 type Mode = (typeof ALL_MODES)[number];
 type Target = (typeof TARGETS)[number];
@@ -77,6 +79,60 @@ const uptime = async (): Promise<string> => (await capture('uptime', [])).stdout
 
 const cleanups = new Cleanups(log);
 cleanups.onSignals();
+
+// ---------------------------------------------------------------------------------------------
+// pgbouncer with client TLS
+
+/**
+ * The TLS-terminating reference: a second pgbouncer with the plane's pgbouncer.ini (same pool
+ * mode, auth, limits, upstream over plain TCP) on a port of its own, plus client-side TLS with a
+ * self-signed certificate made here and `client_tls_sslmode = require` (a plain client is refused;
+ * checkTlsRequired checks it). Warden must terminate TLS (the password is an OIDC token); this is
+ * pgbouncer doing that same work. PgBouncer 1.18 options: https://www.pgbouncer.org/config.html
+ * (TLS protocols and ciphers left at their defaults).
+ */
+async function startPgbouncerTls(dir: string, planeIni: string): Promise<Started<{ host: string; port: number; pid: number }>> {
+  const account = await serviceAccount();
+  const port = await freePort();
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const { cert, key } = generateSelfSignedCertificate({ commonName: 'localhost', ipAddresses: ['127.0.0.1'], days: 1 });
+  const files = { ini: join(dir, 'pgbouncer.ini'), cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
+  await writeFile(files.cert, cert, { mode: 0o600 });
+  await writeFile(files.key, key, { mode: 0o600 });
+  // The plane's file ends in its [pgbouncer] section, so the TLS lines appended below belong to it.
+  const plane = await readFile(planeIni, 'utf8');
+  if (!/^listen_port = \d+$/m.test(plane) || !/^\[pgbouncer\]$/m.test(plane)) throw new Error(`${planeIni}: no listen_port or [pgbouncer] section to adapt`);
+  const tls = ['client_tls_sslmode = require', `client_tls_key_file = ${files.key}`, `client_tls_cert_file = ${files.cert}`, ''];
+  await writeFile(files.ini, `${plane.replace(/^listen_port = \d+$/m, `listen_port = ${port}`).trimEnd()}\n${tls.join('\n')}`, { mode: 0o600 });
+  for (const path of [dir, ...Object.values(files)]) await chown(path, account.uid, account.gid);
+  await grantAccess(account, dir);
+  const command = account.wrap('/usr/sbin/pgbouncer', [files.ini]);
+  const proc = new ManagedProcess({ name: 'pgbouncer-tls', ...command, env: { PATH: process.env.PATH, LANG: 'C' }, cwd: dir, logFile: join(dir, 'pgbouncer.log') });
+  try {
+    await waitUntil('pgbouncer-tls', () => canConnect('127.0.0.1', port), { process: proc, timeoutMs: 30_000 });
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+  // setpriv execs pgbouncer in place: the pid is pgbouncer's own (for its CPU per transaction).
+  return { info: { host: '127.0.0.1', port, pid: proc.child.pid! }, stop: () => proc.stop() };
+}
+
+/** Throws unless `endpoint` refuses a plain connection and accepts TLS (the point of pgbouncer-tls). */
+async function checkTlsRequired(endpoint: Endpoint): Promise<void> {
+  const connect = async (ssl: false | { rejectUnauthorized: false }): Promise<void> => {
+    const client = new pg.Client({ host: endpoint.host, port: endpoint.port, user: endpoint.user, password: endpoint.password, database: endpoint.database, ssl });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
+  const plain = await connect(false).then(() => true, () => false);
+  if (plain) throw new Error(`pgbouncer-tls on port ${endpoint.port} accepted a plain connection: its TLS settings did not take`);
+  await connect({ rejectUnauthorized: false });
+}
 
 // ---------------------------------------------------------------------------------------------
 // The gateway child process
@@ -117,10 +173,22 @@ async function startNodeProxy(upstream: { host: string; port: number }): Promise
   return await startGatewayChild(['--input-type=module', '-e', NODE_PROXY], { ...upstream, cert, key }, cleanups);
 }
 
+/**
+ * The Node flags `warden` runs with: those of bin/warden.js's `#!/usr/bin/env -S node …` line
+ * (--liftoff-only: libpg-query's TurboFan tier-up would otherwise peak at ≈ 540 MiB), so the
+ * gateway child measures what the sidecar runs.
+ */
+async function wardenNodeFlags(): Promise<string[]> {
+  const shebang = (await readFile(join(import.meta.dirname, '../bin/warden.js'), 'utf8')).split('\n', 1)[0] ?? '';
+  const words = shebang.replace(/^#!/, '').trim().split(/\s+/);
+  return words.slice(words.indexOf('node') + 1);
+}
+const WARDEN_NODE_FLAGS = await wardenNodeFlags();
+
 async function startGateway(config: RunnerConfig, profile = false): Promise<GatewayChild> {
   const prof = profile && CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [];
   if (profile && process.env.BENCH_GATEWAY_FLAGS) prof.push(...process.env.BENCH_GATEWAY_FLAGS.split(' ').filter(Boolean));
-  return await startGatewayChild([...prof, join(import.meta.dirname, 'postgres-gateway.ts')], config, cleanups);
+  return await startGatewayChild([...WARDEN_NODE_FLAGS, ...prof, join(import.meta.dirname, 'postgres-gateway.ts')], config, cleanups);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,7 +214,7 @@ interface RunResult {
   avgMs: number;
   p50Ms: number;
   p99Ms: number;
-  /** Gateway CPU per transaction (Warden only). */
+  /** CPU of the target's process per transaction (Warden, node-proxy, pgbouncer-tls). */
   gatewayCpuUs?: number;
 }
 
@@ -310,6 +378,9 @@ try {
   const pgInfo = postgres.info;
   const pgbouncer = await startPgbouncer(join(dir, 'pgbouncer'), log, pgInfo);
   cleanups.add('pgbouncer', () => pgbouncer.stop());
+  const pgbouncerTls = await startPgbouncerTls(join(dir, 'pgbouncer-tls'), join(dir, 'pgbouncer', 'pgbouncer.ini'));
+  cleanups.add('pgbouncer-tls', () => pgbouncerTls.stop());
+  log(`pgbouncer-tls: ready on 127.0.0.1:${pgbouncerTls.info.port} (client_tls_sslmode = require)`);
   const oidc = await startOidcIssuer(join(dir, 'oidc'), log);
   cleanups.add('oidc issuer', () => oidc.stop());
   const bin = (name: string): string => join(pgInfo.binDir, name);
@@ -343,9 +414,13 @@ try {
     'node-proxy': { ...upstream, host: '127.0.0.1', port: nodeProxy.port, sslmode: 'require' },
     direct: { ...upstream, sslmode: 'disable' },
     pgbouncer: { ...upstream, host: pgbouncer.info.host, port: pgbouncer.info.port, sslmode: 'disable' },
+    'pgbouncer-tls': { ...upstream, host: pgbouncerTls.info.host, port: pgbouncerTls.info.port, sslmode: 'require' },
     warden: { host: '127.0.0.1', port: gateway.port, user: 'bench', password: token, database: 'bench', sslmode: 'require' },
   };
 
+  await checkTlsRequired(endpoints['pgbouncer-tls']);
+  /** Processes whose CPU time per transaction the report shows. */
+  const cpuPids: Partial<Record<Target, number>> = { warden: gateway.pid, 'node-proxy': nodeProxy.pid, 'pgbouncer-tls': pgbouncerTls.info.pid };
   const logDir = join(dir, 'pgbench-logs');
   await mkdir(logDir);
   const results: RunResult[] = [];
@@ -356,7 +431,7 @@ try {
         for (const target of TARGETS) {
           log(`[${results.length + 1}/${total}] ${script} -M ${mode} -c ${clients} → ${target} (${WARMUP_SECONDS > 0 ? `${WARMUP_SECONDS} s warm-up, ` : ''}${SECONDS} s)`);
           if (WARMUP_SECONDS > 0) await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, undefined, WARMUP_SECONDS);
-          const r = await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, target === 'warden' ? gateway.pid : target === 'node-proxy' ? nodeProxy.pid : undefined);
+          const r = await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, cpuPids[target]);
           log(`    ${fmt(r.tps, 0)} tps, avg ${fmt(r.avgMs, 3)} ms, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms${r.failed ? `, ${r.failed} failed` : ''}`);
           results.push(r);
         }
@@ -366,8 +441,9 @@ try {
   const benchMemory = await memoryOf(gateway.pid);
   const benchReport = await gateway.stop();
   await nodeProxy.stop();
-  // pgbouncer keeps server connections in its pool; stop it so 200 upstream connections fit.
+  // pgbouncer keeps server connections in its pool; stop both so 200 upstream connections fit.
   await pgbouncer.stop();
+  await pgbouncerTls.stop();
 
   let many: ManySessions | undefined;
   let manyReport: unknown;
@@ -382,21 +458,24 @@ try {
   // ---- report
   const out: string[] = [];
   out.push('', `PostgreSQL gateway benchmark (issue #5): pgbench scale ${SCALE}, ${SECONDS} s per run (after an unmeasured ${WARMUP_SECONDS} s warm-up run of the same configuration and target), -j min(2, clients), -n, 2 cores shared by pgbench, PostgreSQL, pgbouncer and the gateway`);
-  out.push(`  ${versions.postgres}; ${versions.pgbench}; ${versions.pgbouncer}; gateway on Node ${versions.node}`);
+  out.push(`  ${versions.postgres}; ${versions.pgbench}; ${versions.pgbouncer}; gateway on Node ${versions.node} ${WARDEN_NODE_FLAGS.join(' ')} (bin/warden.js)${process.env.BENCH_GATEWAY_FLAGS ? `, pgbench gateway also ${process.env.BENCH_GATEWAY_FLAGS}` : ''}`);
   out.push(`  load at start: ${loadStart}`);
   out.push(`  load at end:   ${loadEnd}`);
   out.push(
     '  Warden = gateway child process with the real policy engine (AccessPolicy: allow read/write on public.pgbench_*, deny ddl/privilege),',
     '  masking (redact column filler; email/creditCard/iban detectors on every value) and the recorder core (signed chunks, fsynced',
     '  spool, DirectoryStore on local disk). Clients reach Warden over TLS (sslmode=require, token as password); direct and',
-    '  pgbouncer are plain TCP with SCRAM — Warden\'s figures include TLS, the others do not. pgbouncer: session pool mode.',
+    '  pgbouncer are plain TCP with SCRAM — Warden\'s figures include TLS, theirs do not. pgbouncer: session pool mode.',
+    '  pgbouncer-tls (reference): the same pgbouncer configuration plus client TLS (client_tls_sslmode = require, self-signed',
+    '  certificate, pgbench sslmode=require): the pooler doing the TLS work Warden must do. The issue\'s target stays plain pgbouncer;',
+    '  W/pgbouncer-tls is extra information.',
     '  node-proxy (reference, not a contender): a Node child that answers SSLRequest, terminates TLS and pipes bytes to PostgreSQL —',
     '  the ceiling of any gateway on Node\'s TLS and socket stack here; W/node-proxy is the cost of Warden\'s own work.',
     '',
   );
   out.push(
     table(
-      ['script', 'mode', 'clients', 'target', 'tps', 'avg ms', 'p50 ms', 'p99 ms', 'failed', 'gw CPU µs/tx'],
+      ['script', 'mode', 'clients', 'target', 'tps', 'avg ms', 'p50 ms', 'p99 ms', 'failed', 'proxy CPU µs/tx'],
       results.map((r) => [r.script, r.mode, String(r.clients), r.target, fmt(r.tps, 0), fmt(r.avgMs, 3), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), String(r.failed), r.gatewayCpuUs === undefined ? '' : fmt(r.gatewayCpuUs, 0)]),
     ),
     '',
@@ -410,6 +489,7 @@ try {
         const pick = (t: Target): RunResult => results.find((r) => r.script === script && r.mode === mode && r.clients === clients && r.target === t)!;
         const d = pick('direct');
         const b = pick('pgbouncer');
+        const bt = pick('pgbouncer-tls');
         const w = pick('warden');
         const n = pick('node-proxy');
         const ofDirect = w.tps / d.tps;
@@ -426,13 +506,14 @@ try {
           `${fmt(ofBouncer * 100, 0)}%`, verdict(ok.pgbouncer),
           fmt(w.p50Ms - d.p50Ms, 3), fmt(addedP50, 3), verdict(ok.p50),
           `${fmt((n.tps / d.tps) * 100, 0)}%`, `${fmt((w.tps / n.tps) * 100, 0)}%`,
+          `${fmt((w.tps / bt.tps) * 100, 0)}%`,
         ]);
       }
     }
   }
   out.push(
     `Targets: Warden ≥ ${TARGET_RATIO_DIRECT * 100}% of direct TPS; Warden TPS ≥ pgbouncer TPS; added p50 latency (Warden − direct) < ${TARGET_ADDED_P50_MS} ms per round trip`,
-    table(['script', 'mode', 'clients', 'rt/tx', 'W/direct', 'target', 'W/pgbouncer', 'target', '+p50 ms/tx', '+p50 ms/rt', 'target', 'node-proxy/direct', 'W/node-proxy'], rows),
+    table(['script', 'mode', 'clients', 'rt/tx', 'W/direct', 'target', 'W/pgbouncer', 'target', '+p50 ms/tx', '+p50 ms/rt', 'target', 'node-proxy/direct', 'W/node-proxy', 'W/pgbouncer-tls'], rows),
     `  met: ≥${TARGET_RATIO_DIRECT * 100}% of direct ${tally.direct}/${tally.n}, ≥ pgbouncer ${tally.pgbouncer}/${tally.n}, added p50 ${tally.p50}/${tally.n}`,
     '',
   );
