@@ -44,6 +44,29 @@ describe('SqlClassifier', () => {
     expect(one(sql).statementClass).toBe(cls);
   });
 
+  // Settings that change how the server reads SQL text (a backslash in a string, a multi-byte
+  // encoding hiding one): only the values the parser assumes are `session`.
+  it.each([
+    ['SET standard_conforming_strings = off', 'privilege'],
+    ['SET LOCAL standard_conforming_strings TO false', 'privilege'],
+    ['SET standard_conforming_strings = 0', 'privilege'],
+    ['RESET standard_conforming_strings', 'privilege'],
+    ['SET standard_conforming_strings TO DEFAULT', 'privilege'],
+    ['SET standard_conforming_strings = on', 'session'],
+    ['SET standard_conforming_strings = 1', 'session'],
+    ["SET client_encoding = 'SJIS'", 'privilege'],
+    ["SET NAMES 'GBK'", 'privilege'],
+    ["SET client_encoding = 'UTF8'", 'session'],
+    ["SET NAMES 'UTF8'", 'session'],
+    ['RESET client_encoding', 'session'],
+    ["SELECT set_config('standard_conforming_strings', 'off', false)", 'privilege'],
+    ["SELECT pg_catalog.set_config(' Client_Encoding ', 'BIG5', true)", 'privilege'],
+    ["SELECT set_config(lower('STANDARD_CONFORMING_STRINGS'), 'off', false)", 'privilege'],
+    ["SELECT set_config('application_name', 'x', false)", 'session'],
+  ])('classifies %j as %s', (sql, cls) => {
+    expect(one(sql).statementClass).toBe(cls);
+  });
+
   it('splits a multi-statement string and keeps each statement text', () => {
     const statements = classifier.classify('SELECT 1; /* c */ DELETE FROM orders WHERE id = 1;\n UPDATE x SET a = 1');
     expect(statements.map((s) => [s.text, s.statementClass])).toEqual([

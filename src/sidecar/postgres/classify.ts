@@ -105,6 +105,27 @@ const KIND_CLASS: Record<string, SqlStatementClass> = {
 const DATA_MODIFYING = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 const ROLE_SETTINGS = new Set(['role', 'session_authorization']);
 
+/**
+ * Settings that change how PostgreSQL reads SQL text, with the values Warden's parser assumes:
+ * with `standard_conforming_strings = off` the server reads `\'` inside a plain string as a quote,
+ * and a client encoding such as SJIS or GBK can hide a backslash in the second byte of a
+ * character. Either makes the server see other statements than the ones classified, so changing
+ * them to anything else is `privilege`. The session also watches what the server reports
+ * (session.ts, ParameterStatus) in case a setting arrives another way.
+ */
+export const LEXER_SETTINGS: Readonly<Record<string, ReadonlySet<string>>> = {
+  standard_conforming_strings: new Set(['on', 'true', 'yes', '1']),
+  client_encoding: new Set(['utf8', 'utf-8', 'unicode']),
+};
+
+function constantText(node: unknown): string | undefined {
+  const c = isObject(node) && isObject(node.A_Const) ? node.A_Const : undefined;
+  if (!c) return undefined;
+  if (isObject(c.sval) && typeof c.sval.sval === 'string') return c.sval.sval;
+  if (isObject(c.ival)) return String(typeof c.ival.ival === 'number' ? c.ival.ival : 0);
+  return undefined;
+}
+
 interface Facts {
   cls: SqlStatementClass;
   flags: Set<string>;
@@ -309,11 +330,21 @@ function classifyNode(stmt: Json, facts: Facts, prepared: PreparedLookup | undef
         facts.cls = 'read';
       }
       break;
-    case 'VariableSetStmt':
-      if (typeof node.name === 'string' && ROLE_SETTINGS.has(node.name.toLowerCase())) raise('privilege', 'setRole');
+    case 'VariableSetStmt': {
+      const setting = typeof node.name === 'string' ? node.name.toLowerCase() : '';
+      const safe = LEXER_SETTINGS[setting];
+      if (safe) {
+        const args = Array.isArray(node.args) ? node.args : [];
+        const value = node.kind === 'VAR_SET_VALUE' && args.length === 1 ? constantText(args[0])?.toLowerCase() : undefined;
+        // RESET / DEFAULT of client_encoding go back to the UTF8 the gateway connected with.
+        const reset = setting === 'client_encoding' && (node.kind === 'VAR_RESET' || node.kind === 'VAR_SET_DEFAULT');
+        if (!reset && (value === undefined || !safe.has(value))) raise('privilege', `lexerSetting:${setting}`);
+      }
+      if (ROLE_SETTINGS.has(setting)) raise('privilege', 'setRole');
       if (node.kind === 'VAR_RESET_ALL') raise('privilege', 'setRole');
       if (node.name === 'search_path') facts.flags.add('searchPath');
       break;
+    }
     case 'DoStmt':
       facts.flags.add('doBlock');
       inspectDoBlock(node, facts);
@@ -419,6 +450,15 @@ function inspect(kind: string, node: Json, facts: Facts, tablesOnly: boolean): v
       const known = builtin ? SIDE_EFFECT_FUNCTIONS.get(name) : undefined;
       if (known) raiseFact(facts, tablesOnly, known, `function:${name}`);
       else if (!builtin || !READ_ONLY_FUNCTIONS.has(name)) raiseFact(facts, tablesOnly, 'write', `unknownFunction:${parts.join('.')}`);
+      if (builtin && name === 'set_config') {
+        // set_config(name, value, is_local): a setting that changes how SQL is read, or one that
+        // cannot be told before it runs, is privilege (literal-key.ts keeps these texts out of
+        // the literal-insensitive cache, as this reads a constant).
+        const args = Array.isArray(node.args) ? node.args : [];
+        const setting = constantText(args[0])?.trim().toLowerCase();
+        if (setting === undefined) raiseFact(facts, tablesOnly, 'privilege', 'setConfigDynamic');
+        else if (LEXER_SETTINGS[setting]) raiseFact(facts, tablesOnly, 'privilege', `lexerSetting:${setting}`);
+      }
       break;
     }
     default:

@@ -226,6 +226,61 @@ describe('PostgreSQL gateway: a read-only policy', () => {
   });
 });
 
+describe('PostgreSQL gateway: settings that change how SQL is read', () => {
+  // With standard_conforming_strings off the server reads `\'` inside a plain string as a quote;
+  // Warden's parser does not. This text is one harmless SELECT to the parser, but a SELECT and a
+  // DELETE to a server with the setting off.
+  const smuggled = "SELECT 'a\\' , ' ; DELETE FROM accounts; --'";
+
+  it('refuses changing standard_conforming_strings or client_encoding even where SET is allowed', async () => {
+    const gateway = await startGateway({ policy: classPolicy(['read', 'transaction', 'session']) });
+    const c = client(gateway, await token());
+    await c.connect();
+    try {
+      for (const sql of [
+        'SET standard_conforming_strings = off',
+        'SET LOCAL standard_conforming_strings TO false',
+        'RESET standard_conforming_strings',
+        "SET client_encoding = 'SJIS'",
+        "SET NAMES 'GBK'",
+        "SELECT set_config('standard_conforming_strings', 'off', false)",
+        "SELECT set_config('CLIENT_ENCODING', 'BIG5', false)",
+        "SELECT set_config(lower('STANDARD_CONFORMING_STRINGS'), 'off', false)",
+      ]) {
+        await expect(c.query(sql), sql).rejects.toMatchObject({ code: '42501', message: /privilege statements are not allowed/ });
+      }
+      // Setting the values Warden reads SQL with, and other settings, stays allowed.
+      await c.query('SET standard_conforming_strings = on');
+      await c.query("SET client_encoding = 'UTF8'");
+      await c.query("SELECT set_config('application_name', 'warden-test', false)");
+      expect((await c.query('SHOW standard_conforming_strings')).rows).toEqual([{ standard_conforming_strings: 'on' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('refuses statements with a backslash while the server reports standard_conforming_strings off', async () => {
+    // A policy that allows privilege statements lets the setting through: the gateway then sees
+    // the server's ParameterStatus and refuses what it could misread.
+    const gateway = await startGateway({ policy: classPolicy(['read', 'transaction', 'session', 'privilege']) });
+    const c = client(gateway, await token());
+    await c.connect();
+    try {
+      await c.query('SET standard_conforming_strings = off');
+      await expect(c.query(smuggled)).rejects.toMatchObject({ code: '42501', message: /standard_conforming_strings is off/ });
+      await expect(c.query({ text: "SELECT 'x\\' AS v", values: [] })).rejects.toMatchObject({ code: '42501' });
+      expect((await c.query("SELECT 'no backslash' AS v")).rows).toEqual([{ v: 'no backslash' }]);
+      await c.query('SET standard_conforming_strings = on');
+      // Read as PostgreSQL reads it with the setting on: two strings, no DELETE.
+      expect((await c.query(smuggled)).rows).toHaveLength(1);
+    } finally {
+      await c.end();
+    }
+    const { rows } = await db.admin('SELECT count(*)::int AS n FROM accounts');
+    expect(rows).toEqual([{ n: 2 }]);
+  });
+});
+
 describe('PostgreSQL gateway: statements across policy changes', () => {
   it('judges Execute by the statement the server really holds, and re-checks it when policy changes', async () => {
     let current = classPolicy();

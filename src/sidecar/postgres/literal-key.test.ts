@@ -99,6 +99,7 @@ describe('literalKey', () => {
     ['a number with two dots', 'SELECT 1.5.3'],
     ['an integer of 10 digits (ICONST or FCONST by value)', 'SELECT 2147483648'],
     ['float(p), whose p the grammar checks', 'SELECT CAST(1 AS float(10))'],
+    ['set_config, whose first argument the classifier reads', "SELECT set_config('standard_conforming_strings', 'off', false)"],
     ['FLOAT in any case', 'SELECT CAST(1 AS FLOAT)'],
     ['a marker character in the text', 'SELECT \u0001'],
     ['a NUL', "SELECT 'a\u0000'"],

@@ -27,6 +27,8 @@
 //   where it rejects FCONST (`timestamp(3)`);
 // - the identifier `float`: `float(p)` is the one place the grammar checks a literal's value
 //   (p < 1 or p > 53 is an error), so the same key could parse or not depending on p;
+// - the identifier `set_config`: the classifier reads its first argument, a constant
+//   (`standard_conforming_strings` and `client_encoding` are privilege);
 // - control characters other than tab, newline and carriage return (the markers are control
 //   characters, so a key can never be confused with a text), ill-formed UTF-16 (lone surrogates),
 //   an unterminated string, and texts longer than LITERAL_KEY_MAX_LENGTH (bounds the cache's memory).
@@ -138,6 +140,8 @@ export function literalKey(text: string): string | undefined {
         j++;
       }
       if (j - i === 5 && text.slice(i, j).toLowerCase() === 'float') return undefined;
+      // classify.ts reads set_config's first argument (a setting that changes how SQL is read).
+      if (j - i === 10 && text.slice(i, j).toLowerCase() === 'set_config') return undefined;
       i = j;
       continue;
     }

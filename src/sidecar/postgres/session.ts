@@ -24,7 +24,7 @@ import { capPayload, Decision, EventKind, type Payload, type RecordingEvent } fr
 import { approvalEvent, connectionName, oneLine, refusalText } from '../approvals.ts';
 import { AuthError } from '../auth/errors.ts';
 import type { Identity } from '../auth/oidc.ts';
-import type { ClassifiedStatement, SqlClassifier } from './classify.ts';
+import { type ClassifiedStatement, LEXER_SETTINGS, type SqlClassifier } from './classify.ts';
 import type { SessionApprovalGate } from '../session-approval.ts';
 import { onAccessExpiry } from '../session-approval.ts';
 import type { CellMasker, GatewayPolicy, PostgresGatewayConfig, SessionRecorder, StatementDecision } from './config.ts';
@@ -338,6 +338,8 @@ export class PostgresSession {
   readonly #respStatements = new Map<string, readonly ClassifiedStatement[]>();
   readonly #respPortals = new Map<string, PortalView>();
   readonly #sqlPrepared = new Map<string, SqlCommand>();
+  /** LEXER_SETTINGS the server reports with a value the parser does not assume (name → value). */
+  readonly #lexerRisks = new Map<string, string>();
   #result: ResultState | undefined;
   /**
    * RowDescriptions seen lately, by their exact bytes, with the decoded fields: a driver runs the
@@ -661,6 +663,7 @@ export class PostgresSession {
         this.#log('warn', 'cancel request failed', { error: (e as Error).message }),
       );
     });
+    for (const status of this.#upstream.parameterStatus) this.#observeParameterStatus(status);
     const hello = [backend.authenticationOk(), ...this.#upstream.parameterStatus];
     hello.push(backend.backendKeyData(this.#cancelKey.processId, this.#cancelKey.secretKey), backend.readyForQuery('I'));
     this.#client.write(Buffer.concat(hello));
@@ -770,6 +773,49 @@ export class PostgresSession {
     if (buffered > this.#deps.stats.peakBufferedBytes) this.#deps.stats.peakBufferedBytes = buffered;
   }
 
+  /**
+   * Follows the server's ParameterStatus reports of the settings that change how SQL text is read
+   * (classify.ts, LEXER_SETTINGS). The classifier refuses changing them; this catches a value the
+   * session starts with (server, database or role configuration) or gets by a path it cannot see.
+   */
+  #observeParameterStatus(raw: Buffer): void {
+    // 'S', int32 length, name NUL, value NUL.
+    const nameEnd = raw.indexOf(0, 5);
+    if (nameEnd < 0) return;
+    const name = raw.toString('latin1', 5, nameEnd).toLowerCase();
+    const safe = LEXER_SETTINGS[name];
+    if (!safe) return;
+    const valueEnd = raw.indexOf(0, nameEnd + 1);
+    const value = raw.toString('latin1', nameEnd + 1, valueEnd < 0 ? raw.length : valueEnd).toLowerCase();
+    if (safe.has(value)) {
+      this.#lexerRisks.delete(name);
+    } else if (this.#lexerRisks.get(name) !== value) {
+      this.#lexerRisks.set(name, value);
+      this.#log('warn', 'the server reports a setting that changes how SQL is read; affected statements are refused', { setting: name, value });
+    }
+  }
+
+  /**
+   * Refusal while a LEXER_SETTINGS value is unsafe: with standard_conforming_strings off only a
+   * backslash reads differently (so only statements with one are refused); with another client
+   * encoding every statement is.
+   */
+  #lexerDenial(statement: SqlCommand): StatementDecision | undefined {
+    if (this.#lexerRisks.size === 0) return undefined;
+    const encoding = this.#lexerRisks.get('client_encoding');
+    if (encoding !== undefined) {
+      return { effect: 'Deny', reason: `the session's client_encoding is ${encoding}; Warden reads SQL only as UTF8 (reconnect without changing client_encoding)` };
+    }
+    const scs = this.#lexerRisks.get('standard_conforming_strings');
+    if (scs !== undefined && statement.text.includes('\\')) {
+      return {
+        effect: 'Deny',
+        reason: `standard_conforming_strings is ${scs} in this session, so a backslash in a string may end it where Warden's parser does not; write the string as E'…' or set standard_conforming_strings = on`,
+      };
+    }
+    return undefined;
+  }
+
   #decide(statement: SqlCommand): StatementDecision {
     return this.#deps.config.policy.decide(this.#subject!, statement);
   }
@@ -809,7 +855,7 @@ export class PostgresSession {
   #check(statements: readonly ClassifiedStatement[], params?: Array<Buffer | null>, message?: FrontendMessage): { ids: number[]; deny?: Denial } | undefined {
     const resolution = this.#resolution;
     if (resolution) return this.#resolved(resolution, statements);
-    const policy = statements.map((s) => this.#decide(s));
+    const policy = statements.map((s) => this.#lexerDenial(s) ?? this.#decide(s));
     // Deny wins over RequireApproval: hold only when nothing in the message is denied outright.
     const needsApproval = policy.findIndex((d) => d.effect === 'RequireApproval');
     if (needsApproval >= 0 && message && this.#deps.config.approvals && !policy.some((d) => d.effect === 'Deny')) {
@@ -1154,8 +1200,11 @@ export class PostgresSession {
   #onUpstreamFrame(f: BackendFrame): void {
     const head = this.#pending[0];
     switch (f.code) {
-      case BackendCode.NoticeResponse:
       case BackendCode.ParameterStatus:
+        this.#observeParameterStatus(f.raw);
+        this.#toClient(f.raw);
+        return;
+      case BackendCode.NoticeResponse:
       case BackendCode.NotificationResponse:
         this.#toClient(f.raw);
         return;
