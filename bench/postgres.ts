@@ -37,6 +37,7 @@ import { canConnect, capture, freePort, ManagedProcess, run, type Started, waitU
 import { mintToken } from '../test/plane/tokens.ts';
 import type { RunnerConfig } from './postgres-gateway.ts';
 import { generateSelfSignedCertificate } from '../src/sidecar/self-signed.ts';
+import { POSTGRES_GATEWAY_NODE_FLAGS } from '../src/sidecar/postgres/node-flags.ts';
 import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -174,16 +175,11 @@ async function startNodeProxy(upstream: { host: string; port: number }): Promise
 }
 
 /**
- * The Node flags `warden` runs with: those of bin/warden.js's `#!/usr/bin/env -S node …` line
- * (--liftoff-only: libpg-query's TurboFan tier-up would otherwise peak at ≈ 540 MiB), so the
- * gateway child measures what the sidecar runs.
+ * The Node flags a Postgres gateway runs with (src/sidecar/postgres/node-flags.ts; --liftoff-only:
+ * libpg-query's TurboFan tier-up would otherwise peak at ≈ 540 MiB), so the gateway child
+ * measures what the sidecar runs.
  */
-async function wardenNodeFlags(): Promise<string[]> {
-  const shebang = (await readFile(join(import.meta.dirname, '../bin/warden.js'), 'utf8')).split('\n', 1)[0] ?? '';
-  const words = shebang.replace(/^#!/, '').trim().split(/\s+/);
-  return words.slice(words.indexOf('node') + 1);
-}
-const WARDEN_NODE_FLAGS = await wardenNodeFlags();
+const WARDEN_NODE_FLAGS = [...POSTGRES_GATEWAY_NODE_FLAGS];
 
 async function startGateway(config: RunnerConfig, profile = false): Promise<GatewayChild> {
   const prof = profile && CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [];

@@ -73,6 +73,10 @@ describe('renderConnection', () => {
     }
     expect(object(result, 'Service').spec).toMatchObject({ ports: [{ port: expected.port, targetPort: 'listener' }] });
     expect(result.status.endpoint).toBe(`target.payments.svc:${expected.port}`);
+    // Postgres gateways run Node with the SQL parser's flags (node-flags.ts); the others as `warden`.
+    const container = (object(result, 'Deployment').spec as any).template.spec.containers[0];
+    expect(container.command).toEqual(protocol === 'postgres' ? ['node', '--liftoff-only', '/app/bin/warden.js'] : ['warden']);
+    expect(container.args.slice(0, 1)).toEqual(['sidecar']);
   });
 
   it('never puts a credential value into the ConfigMap, only file paths', () => {

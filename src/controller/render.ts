@@ -38,6 +38,7 @@ import {
   sealSidecarConfig,
   serializeSidecarConfig,
 } from '../sidecar/config.ts';
+import { POSTGRES_GATEWAY_NODE_FLAGS } from '../sidecar/postgres/node-flags.ts';
 import { type DesiredCondition, findCondition, mergeConditions } from './conditions.ts';
 import { ANNOTATIONS, LABELS, MANAGED_BY, gatewayNames, signingSecretName } from './names.ts';
 import { ConditionType, Reason, type ReasonName } from './reasons.ts';
@@ -74,6 +75,9 @@ export interface RenderSettings {
 }
 
 export const DEFAULT_HEALTH_PORT = 9090;
+
+/** Where the Warden image has bin/warden.js (Dockerfile: WORKDIR /app, `COPY bin ./bin`). */
+export const IMAGE_WARDEN_SCRIPT = '/app/bin/warden.js';
 
 export interface ObservedDeployment {
   replicas?: number;
@@ -709,7 +713,8 @@ function gatewayObjects(
               name: 'gateway',
               image: settings.image,
               imagePullPolicy: settings.imagePullPolicy ?? 'IfNotPresent',
-              command: ['warden'],
+              // The image's `warden` (Dockerfile); Postgres gateways with their Node flags.
+              command: connection.spec.protocol === 'postgres' ? ['node', ...POSTGRES_GATEWAY_NODE_FLAGS, IMAGE_WARDEN_SCRIPT] : ['warden'],
               args: ['sidecar', '--config', `${SIDECAR_PATHS.configDir}/${SIDECAR_CONFIG_KEY}`],
               env: [
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },

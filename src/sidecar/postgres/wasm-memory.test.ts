@@ -1,26 +1,19 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { POSTGRES_GATEWAY_NODE_FLAGS } from './node-flags.ts';
 
 // libpg-query is WASM. Under V8's default tiering, one of its functions (≈ 100 KB of code) is
 // recompiled by TurboFan as soon as the first statement is parsed, and that compile takes ≈ 540 MiB
 // for a second or two (VmHWM ≈ 640 MiB for a process that otherwise stays near 100 MiB): more than
-// the gateway container's memory limit. The loop below runs long enough for that compile to finish. bin/warden.js therefore starts
-// Node with --liftoff-only. This test runs the real classifier in a child started with the Node
-// flags of that shebang and checks that parsing many distinct statements stays small; without the
-// flag its high-water mark is ≈ 600 MiB and it fails.
+// the gateway container's memory limit. The loop below runs long enough for that compile to
+// finish. Postgres gateways therefore run with POSTGRES_GATEWAY_NODE_FLAGS (--liftoff-only; the
+// controller renders them into the gateway's command, render.test.ts checks that). This test runs
+// the real classifier in a child started with those flags and checks that parsing many distinct
+// statements stays small; without the flag its high-water mark is ≈ 600 MiB and it fails.
 
-const REPO = join(import.meta.dirname, '../../..');
 const run = promisify(execFile);
-
-/** The Node flags of bin/warden.js's `#!/usr/bin/env -S node …` line. */
-async function wardenNodeFlags(): Promise<string[]> {
-  const shebang = (await readFile(join(REPO, 'bin/warden.js'), 'utf8')).split('\n', 1)[0] ?? '';
-  const words = shebang.replace(/^#!/, '').trim().split(/\s+/);
-  return words.slice(words.indexOf('node') + 1);
-}
 
 // Classifies `n` distinct statements with every cache off (each one goes through the WASM parser),
 // then prints VmHWM and the VmRSS just after the parser was loaded, in KiB.
@@ -42,7 +35,7 @@ process.stdout.write(JSON.stringify({ loaded, hwm: kib('VmHWM') }));
 
 describe('the WASM parser under the flags warden runs with', () => {
   it('keeps the process high-water mark within 160 MiB of its size after loading, over 25,000 distinct statements', async () => {
-    const flags = await wardenNodeFlags();
+    const flags = [...POSTGRES_GATEWAY_NODE_FLAGS];
     expect(flags).toContain('--liftoff-only');
     const { stdout } = await run(
       process.execPath,
