@@ -50,9 +50,9 @@ type Size = (typeof ALL_SIZES)[number];
 const SIZES: readonly Size[] = process.env.BENCH_SIZES ? ALL_SIZES.filter((s) => process.env.BENCH_SIZES!.split(',').includes(s)) : ALL_SIZES;
 const CONNECTIONS: readonly number[] = process.env.BENCH_CONNECTIONS ? process.env.BENCH_CONNECTIONS.split(',').map(Number) : [1, 64];
 /**
- * node-proxy is a reference, not a contender: a minimal Node http reverse proxy (keep-alive agent,
- * no token, no policy, no recording) on the same Node as the gateway — the ceiling of what a proxy
- * on Node's http stack can do on this machine.
+ * node-proxy is a reference, not a contender: a minimal reverse proxy on the gateway's stack (Node's
+ * http server, undici's pool upstream; no token, no policy, no recording) on the same Node — the
+ * ceiling of what a proxy on that stack can do on this machine.
  */
 const TARGETS = ['direct', 'nginx-proxy', 'node-proxy', 'warden'] as const;
 type Target = (typeof TARGETS)[number];
@@ -175,34 +175,51 @@ async function gatewayChild(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // The reference child: `node bench/http.ts node-proxy`, `{"upstream": "http://host:port"}` on stdin.
-// The smallest reverse proxy worth the name on Node's http: a keep-alive agent upstream, the
-// client's headers passed through as they are (hop-by-hop ones aside), the response piped back.
-// No token, policy, header hygiene, masking or recording — what Node itself costs per request.
+// The smallest reverse proxy worth the name on the gateway's own stack: Node's http server, undici's
+// pool towards the target (as src/sidecar/http/upstream.ts), the client's headers passed through as
+// they are (hop-by-hop ones aside), the response written back with back-pressure. No token, policy,
+// header hygiene, masking or recording — what the stack itself costs per request. (Until the
+// 2026-12-03 evening figures it used node:http's ClientRequest with a keep-alive agent, as the
+// gateway did then.)
 
 async function nodeProxyChild(): Promise<void> {
-  const { createServer, request, Agent } = await import('node:http');
+  const { createServer } = await import('node:http');
+  const { Pool } = await import('undici');
   const { upstream } = JSON.parse(await text(process.stdin)) as { upstream: string };
-  const target = new URL(upstream);
-  const agent = new Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' });
+  const pool = new Pool(upstream, { pipelining: 1, bodyTimeout: 0 });
   const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
   const server = createServer((req, res) => {
     const headers: Record<string, string | string[] | undefined> = {};
     for (const [name, value] of Object.entries(req.headers)) if (!hopByHop.has(name)) headers[name] = value;
-    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent }, (response) => {
-      const back: Record<string, string | string[] | undefined> = {};
-      for (const [name, value] of Object.entries(response.headers)) if (!hopByHop.has(name)) back[name] = value;
-      res.writeHead(response.statusCode ?? 502, back);
-      response.pipe(res);
-      response.on('error', () => res.destroy());
-    });
-    up.on('error', () => {
-      if (res.headersSent) res.destroy();
-      else res.writeHead(502).end();
-    });
+    let abort: ((reason: Error) => void) | undefined;
     res.on('close', () => {
-      if (!res.writableFinished) up.destroy();
+      if (!res.writableFinished) abort?.(new Error('client gone'));
     });
-    req.pipe(up);
+    pool.dispatch(
+      { method: req.method ?? 'GET', path: req.url ?? '/', headers, body: req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined ? null : req },
+      {
+        onRequestStart: (controller) => {
+          abort = (reason) => controller.abort(reason);
+        },
+        onResponseStart: (_controller, status, upstreamHeaders) => {
+          if (status < 200) return;
+          const back: Record<string, string | string[] | undefined> = {};
+          for (const [name, value] of Object.entries(upstreamHeaders)) if (!hopByHop.has(name)) back[name] = value;
+          res.writeHead(status, back);
+        },
+        onResponseData: (controller, chunk) => {
+          if (!res.write(chunk)) {
+            controller.pause();
+            res.once('drain', () => controller.resume());
+          }
+        },
+        onResponseEnd: () => res.end(),
+        onResponseError: () => {
+          if (res.headersSent) res.destroy();
+          else res.writeHead(502).end();
+        },
+      },
+    );
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -449,8 +466,8 @@ function report(
   out.push(`  load at end:   ${run.loadEnd}`);
   out.push(
     '  direct = nginx (1 worker, sendfile); nginx-proxy = a second nginx (1 worker, proxy_pass with upstream keep-alive, default buffering);',
-    '  node-proxy = REFERENCE ONLY: a minimal Node http reverse proxy (keep-alive agent, headers passed through, no token/policy/recording),',
-    '  same Node as the gateway — the ceiling for a proxy on Node\'s http stack on this machine;',
+    '  node-proxy = REFERENCE ONLY: a minimal reverse proxy on the gateway\'s stack (Node http server, undici pool upstream, headers passed',
+    '  through, no token/policy/recording), same Node as the gateway — the ceiling for a proxy on that stack on this machine;',
     '  warden = HTTP gateway child process, plain HTTP on both sides, bearer token checked (OIDC, cached JWKS) on every request, real policy',
     '  engine (AccessPolicy: deny /admin/*, allow GET/HEAD), recorder core (signed chunks, fsynced spool, DirectoryStore on local disk; bodies',
     '  recorded up to 64 KiB). One recording session per client connection. "CPU µs/req" is the proxy process\'s own CPU (node-proxy, warden).',
@@ -482,7 +499,7 @@ function report(
     }
   }
   out.push(
-    `Target: Warden ≥ ${TARGET_RATIO_PROXY * 100}% of nginx-proxy requests/s on small responses (node-proxy/nginx-proxy: the ceiling Node's http stack allows here)`,
+    `Target: Warden ≥ ${TARGET_RATIO_PROXY * 100}% of nginx-proxy requests/s on small responses (node-proxy/nginx-proxy: the ceiling the gateway's Node stack allows here)`,
     table(['size', 'conns', 'W/direct', 'W/nginx-proxy', 'W/node-proxy', 'node-proxy/nginx-proxy', 'target', 'W−proxy p99 ms'], rows, 2),
     '',
     `HTTP gateway: VmRSS ${fmt(run.httpMemory.rssKiB / 1024, 1)} MiB after the runs, peak (VmHWM) ${fmt(run.httpMemory.hwmKiB / 1024, 1)} MiB; ${JSON.stringify(run.httpReport ?? {})}`,
@@ -524,7 +541,7 @@ async function main(): Promise<void> {
       recordingDir: join(dir, 'recordings-http'),
       group: GROUP,
     });
-    log('starting the node-proxy reference child (minimal Node http reverse proxy)');
+    log('starting the node-proxy reference child (minimal reverse proxy: Node http server, undici upstream)');
     const nodeProxy = await startGatewayChild([...NODE_PROXY_NODE_OPTIONS, import.meta.filename, 'node-proxy'], { upstream: `http://${nginx.info.host}:${nginx.info.port}` }, cleanups);
     const bases: Record<Target, string> = {
       direct: `http://${nginx.info.host}:${nginx.info.port}`,

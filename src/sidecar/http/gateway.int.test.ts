@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NGINX_FILES, oneMiBContent } from '../../../test/plane/nginx.ts';
@@ -364,6 +364,24 @@ describe('HTTP gateway: refusals', () => {
     const response = await fetch(`${gateway.url}/small.txt`, { headers: await bearer() });
     expect(response.status).toBe(502);
     expect(await response.json()).toMatchObject({ error: { code: 'WARDEN_HTTP_UPSTREAM_FAILED' } });
+  });
+
+  it('answers 504 when the target takes the request but does not answer in time', async () => {
+    const silent = createNetServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const recorder = new MemoryRecorder();
+      const port = (silent.address() as AddressInfo).port;
+      const gateway = await startGateway({ upstream: { url: `http://127.0.0.1:${port}`, responseTimeoutMs: 300 }, recorder: () => recorder });
+      const began = Date.now();
+      const response = await fetch(`${gateway.url}/small.txt`, { headers: await bearer() });
+      expect(response.status).toBe(504);
+      expect(await response.json()).toMatchObject({ error: { code: 'WARDEN_HTTP_UPSTREAM_TIMEOUT' } });
+      expect(Date.now() - began).toBeLessThan(5_000);
+      expect(recorder.of('error')).toMatchObject([{ code: 'WARDEN_HTTP_UPSTREAM_TIMEOUT' }]);
+    } finally {
+      silent.close();
+    }
   });
 });
 

@@ -1,4 +1,5 @@
-// The HTTP gateway: a streaming reverse proxy on Node's own http/https (docs/adr/0006-http-proxy.md).
+// The HTTP gateway: a streaming reverse proxy, Node's own http/https server towards clients
+// (docs/adr/0006-http-proxy.md), undici's pool towards the target (upstream.ts; node:http for upgrades).
 // Each request passes the stages in order — framing check, token, admission, request attributes
 // (Kubernetes request-info for API servers), policy, then the relay with capped recording and
 // response masking. A refusal at any stage is answered in the protocol (401/403/400/502 with a JSON
@@ -18,9 +19,10 @@ import {
 } from 'node:http';
 import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { pipeline } from 'node:stream';
+import { PassThrough, pipeline } from 'node:stream';
+import type { Dispatcher, Pool } from 'undici';
 import type { HttpCommand, KubernetesCommand, PolicySubject } from '../../policy/command.ts';
-import { capPayload, EventKind, type K8sExecChannel, MessageDirection, type RecordingEvent } from '../../recorder/events.ts';
+import { capPayload, EventKind, type HttpRequestEvent, type HttpResponseEvent, type K8sExecChannel, MessageDirection, type RecordingEvent } from '../../recorder/events.ts';
 import { AuthError } from '../auth/errors.ts';
 import type { Identity } from '../auth/oidc.ts';
 import { BodyCapture, JsonLinesMasker, maskBody, readBounded } from './body.ts';
@@ -39,6 +41,7 @@ import {
   upstreamRequestHeaders,
 } from './headers.ts';
 import { kubernetesCommand, RequestInfoError, type RequestInfo } from './request-info.ts';
+import { BodyStream, ClientSink, createUpstreamPool, type ResponseSink, UpstreamExchange } from './upstream.ts';
 import { isKubernetesChannelProtocol, type WsFrame, WsFrameParser, WsOpcode, WsProtocolError } from './websocket.ts';
 import { DEFAULTS } from '../../api/types.ts';
 import type { ApprovalHandle, ApprovalOutcome } from '../../approvals/types.ts';
@@ -86,13 +89,18 @@ class ConnectionSession {
     return this.#nextId++;
   }
 
-  /** Records an event; a recorder failure fails the session closed (throws RecordingUnavailable). */
+  /**
+   * Records an event; a recorder failure fails the session closed (throws RecordingUnavailable).
+   * The event is stamped with `t` in place (callers hand over fresh objects), not copied.
+   */
   record(event: EventInput): void {
     if (this.#failed) throw recordingUnavailable();
     const elapsed = this.#recorder.t ? this.#recorder.t() : Math.floor(Date.now() - this.#start);
     if (elapsed > this.#lastT) this.#lastT = elapsed;
     try {
-      const accepted = this.#recorder.append({ ...event, t: this.#lastT } as RecordingEvent);
+      const timed = event as RecordingEvent;
+      timed.t = this.#lastT;
+      const accepted = this.#recorder.append(timed);
       if (accepted === false && this.#recorder.once) {
         this.#accepting = false;
         this.#recorder.once('drain', () => {
@@ -180,7 +188,11 @@ export const MAX_HELD_BODY_BYTES = 1024 * 1024;
 export class HttpGateway {
   readonly config: HttpGatewayConfig;
   readonly #server: Server;
+  /** Upgrades (WebSocket) go through node:http, which hands over both sockets. */
   readonly #agent: HttpAgent;
+  /** Every other request goes through undici's pool (upstream.ts). */
+  readonly #pool: Pool;
+  readonly #responseTimeoutMs: number;
   readonly #upstream: URL;
   /** Where upstream requests go, worked out once from the upstream URL. */
   readonly #target: { host: string; port: number; basePath: string; https: boolean };
@@ -210,6 +222,8 @@ export class HttpGateway {
     this.#maskCap = config.maxMaskedBodyBytes ?? HTTP_GATEWAY_DEFAULTS.maxMaskedBodyBytes;
     this.#credentials = config.upstream.credentials ?? { kind: 'none' };
     this.#agent = this.#createAgent();
+    this.#responseTimeoutMs = config.upstream.responseTimeoutMs ?? HTTP_GATEWAY_DEFAULTS.responseTimeoutMs;
+    this.#pool = createUpstreamPool(this.#upstream, config.upstream, this.#responseTimeoutMs);
 
     const options: ServerOptions = {
       // Node's parser in strict mode already refuses much of what smuggling needs; framingProblem
@@ -291,7 +305,7 @@ export class HttpGateway {
     }
     this.#server.closeAllConnections();
     this.#agent.destroy();
-    await closed;
+    await Promise.all([closed, this.#pool.destroy().catch(noop)]);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -464,16 +478,13 @@ export class HttpGateway {
       throw new HttpGatewayError(approval ? HttpGatewayErrorCode.ApprovalUnavailable : HttpGatewayErrorCode.Denied, 403, reason);
     }
     const masker = this.config.masking?.(subject);
-    return {
-      identity,
-      subject,
-      command,
-      ...(info ? { info } : {}),
-      ...(rule === undefined ? {} : { rule }),
-      ...(masker && !masker.empty ? { masker } : {}),
-      ...(approval === undefined ? {} : { approval }),
-      ...(heldBody === undefined ? {} : { heldBody }),
-    };
+    const allowed: Allowed = { identity, subject, command };
+    if (info) allowed.info = info;
+    if (rule !== undefined) allowed.rule = rule;
+    if (masker && !masker.empty) allowed.masker = masker;
+    if (approval !== undefined) allowed.approval = approval;
+    if (heldBody !== undefined) allowed.heldBody = heldBody;
+    return allowed;
   }
 
   /**
@@ -677,7 +688,7 @@ export class HttpGateway {
   // -------------------------------------------------------------------------------------------
   // Relay
 
-  #upstreamRequest(req: IncomingMessage, allowed: Allowed, upgrade?: string): ClientRequest {
+  #upstreamHeaders(req: IncomingMessage, allowed: Allowed, upgrade?: string): HeaderMap {
     const headers = upstreamRequestHeaders(req.headers as HeaderMap, {
       flavour: this.config.flavour,
       upstreamHost: this.#upstream.host,
@@ -694,7 +705,13 @@ export class HttpGateway {
     // No WebSocket extensions (permessage-deflate): the frames must stay readable to be recorded.
     // A target that answers with one anyway sets RSV bits, and the stream is cut.
     if (upgrade?.toLowerCase() === 'websocket') delete headers['sec-websocket-extensions'];
+    return headers;
+  }
+
+  /** An upgrade request (WebSocket, SPDY) to the target, on node:http: its `upgrade` event hands over the socket. */
+  #upgradeRequest(req: IncomingMessage, allowed: Allowed, upgrade: string): ClientRequest {
     const target = this.#target;
+    const headers = this.#upstreamHeaders(req, allowed, upgrade);
     const options = { host: target.host, port: target.port, method: req.method ?? 'GET', path: target.basePath + (req.url ?? '/'), headers, agent: this.#agent };
     return target.https ? httpsRequest(options as typeof options & { agent: HttpsAgent }) : httpRequest(options);
   }
@@ -705,17 +722,19 @@ export class HttpGateway {
     const recordRequest = (complete: boolean): void => {
       if (requestRecorded || !session) return;
       requestRecorded = true;
-      session.record({
+      const event: Untimed<HttpRequestEvent> = {
         k: EventKind.HttpRequest,
         id,
         method: req.method ?? 'GET',
         url: (req.url ?? '').slice(0, 8192),
         headers: recordedHeaders(req.headers as HeaderMap, this.#credentials),
-        ...optional('body', requestCapture.payload(complete)),
         decision: allowed.approval === undefined ? 'allow' : 'approval',
-        ...optional('rule', allowed.rule),
-        ...(allowed.info ? { k8s: k8sAttributes(allowed.info) } : {}),
-      });
+      };
+      const body = requestCapture.payload(complete);
+      if (body !== undefined) event.body = body;
+      if (allowed.rule !== undefined) event.rule = allowed.rule;
+      if (allowed.info) event.k8s = k8sAttributes(allowed.info);
+      session.record(event);
     };
     const fail = (error: unknown): void => {
       try {
@@ -723,7 +742,7 @@ export class HttpGateway {
       } catch {
         // fail closed below
       }
-      this.#refuse(req, res, error, session, id);
+      this.#refuse(req, res, upstreamError(error), session, id);
     };
 
     // A body already read whole (held for approval), or none: no Content-Length and no
@@ -737,110 +756,110 @@ export class HttpGateway {
       recordRequest(true);
     }
 
-    const upstream = this.#upstreamRequest(req, allowed);
-    const responseTimeout = setTimeout(() => {
-      upstream.destroy(new HttpGatewayError(HttpGatewayErrorCode.UpstreamTimeout, 504, 'the target did not answer in time'));
-    }, this.config.upstream.responseTimeoutMs ?? HTTP_GATEWAY_DEFAULTS.responseTimeoutMs);
-    res.once('close', () => {
-      clearTimeout(responseTimeout);
-      if (!upstream.destroyed && !res.writableFinished) upstream.destroy();
-    });
+    const exchange = new UpstreamExchange((controller, status, headers) => {
+      recordRequest(req.complete);
+      return this.#respond(req, res, controller, status, headers, allowed, session, id);
+    }, fail);
+    res.once('close', () => exchange.clientClosed(res.writableFinished));
+    res.on('error', noop);
 
-    // pipe, not pipeline: a failed target must not destroy the client's socket before the 502.
-    upstream.on('error', (error) => {
-      clearTimeout(responseTimeout);
-      if (res.headersSent) res.destroy();
-      else fail(upstreamError(error));
-    });
+    let body: Buffer | PassThrough | null;
     if (whole !== undefined) {
-      if (whole.length > 0) upstream.end(whole);
-      else upstream.end();
+      body = whole.length > 0 ? whole : null;
     } else {
-      req.on('error', () => upstream.destroy());
-      req.pipe(upstream);
+      // Through a PassThrough, not the request itself: undici destroys a body it gives up on, and
+      // the client's request must survive a failed target to hear the 502 (#refuse closes after it).
+      const pass = new PassThrough();
+      body = pass;
+      req.on('error', (error) => exchange.abort(error));
+      req.pipe(pass);
       // The request event is written once: when the body ended, when the response begins, or when
       // the client went away — so its size is exact whenever the body was seen whole.
       req.on('data', (chunk: Buffer) => requestCapture.push(chunk));
       req.once('end', () => guard(() => recordRequest(true), res));
       req.once('close', () => {
-        if (!req.complete) upstream.destroy();
+        if (!req.complete) exchange.abort(new Error('the client broke off the request body'));
         guard(() => recordRequest(req.complete), res);
       });
     }
-
-    upstream.once('response', (upstreamResponse: IncomingMessage) => {
-      clearTimeout(responseTimeout);
-      try {
-        recordRequest(req.complete);
-        this.#respond(req, res, upstreamResponse, allowed, session, id);
-      } catch (error) {
-        upstreamResponse.destroy();
-        fail(error);
-      }
-    });
+    const options: Dispatcher.DispatchOptions = {
+      path: this.#target.basePath + (req.url ?? '/'),
+      method: req.method ?? 'GET',
+      headers: this.#upstreamHeaders(req, allowed),
+      body,
+      headersTimeout: this.#responseTimeoutMs,
+    };
+    this.#pool.dispatch(options, exchange);
   }
 
+  /** The response head arrived: headers to the client, and where the body goes (a ResponseSink). */
   #respond(
     req: IncomingMessage,
     res: ServerResponse,
-    upstream: IncomingMessage,
+    controller: Dispatcher.DispatchController,
+    status: number,
+    upstreamHeaders: HeaderMap,
     allowed: Allowed,
     session: ConnectionSession | undefined,
     id: number,
-  ): void {
-    const status = upstream.statusCode ?? 502;
-    const headers = clientResponseHeaders(upstream.headers as HeaderMap);
-    const contentType = upstream.headers['content-type'];
+  ): ResponseSink {
+    const headers = clientResponseHeaders(upstreamHeaders);
+    const contentType = upstreamHeaders['content-type'];
     const capture = new BodyCapture(this.#recordCap);
     const recordResponse = (complete: boolean): void => {
-      session?.record({
-        k: EventKind.HttpResponse,
-        id,
-        status,
-        headers: recordedHeaders(upstream.headers as HeaderMap),
-        ...optional('body', capture.payload(complete)),
-      });
+      if (!session) return;
+      const event: Untimed<HttpResponseEvent> = { k: EventKind.HttpResponse, id, status, headers: recordedHeaders(upstreamHeaders) };
+      const body = capture.payload(complete);
+      if (body !== undefined) event.body = body;
+      session.record(event);
     };
-    const noBody = req.method === 'HEAD' || status === 204 || status === 304 || upstream.headers['content-length'] === '0';
+    const noBody = req.method === 'HEAD' || status === 204 || status === 304 || upstreamHeaders['content-length'] === '0';
     const masker = allowed.masker;
     const recordMasked = this.config.recordMasked ?? true;
 
     if (masker === undefined || noBody) {
       res.writeHead(status, headers);
-      relay(upstream, res, capture, (complete) => guard(() => recordResponse(complete), res));
-      return;
+      return new ClientSink(
+        res,
+        (chunk) => capture.push(chunk),
+        (complete) => guard(() => recordResponse(complete), res),
+      );
     }
 
-    const encoding = upstream.headers['content-encoding'];
+    // Masking reads the declared type and encoding: one value each, or the response is refused.
+    const encoding = upstreamHeaders['content-encoding'];
+    if (Array.isArray(encoding) || Array.isArray(contentType)) {
+      throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, 'the response must be masked but the target sent more than one Content-Type or Content-Encoding; the gateway refuses it');
+    }
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
       throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but the target sent it ${encoding}-encoded; the gateway refuses it`);
     }
     for (const stale of ['etag', 'content-md5', 'digest', 'content-length']) delete headers[stale];
 
     if (isJsonStreamType(contentType)) {
+      const upstream = new BodyStream(controller);
       const lines = new JsonLinesMasker(masker, this.#maskCap, this.config.flavour === 'kubernetes');
       res.writeHead(status, headers);
       (recordMasked ? lines : upstream).on('data', (chunk: Buffer) => capture.push(chunk));
       pipeline(upstream, lines, res, (error) => guard(() => recordResponse(!error), res));
-      return;
+      return upstream;
     }
     if (!isJsonType(contentType) && !isTextType(contentType)) {
-      upstream.destroy();
       throw new HttpGatewayError(
         HttpGatewayErrorCode.CannotMask,
         502,
         `the response must be masked but is ${contentType ?? 'of no declared type'}, which the gateway cannot read; it is refused`,
       );
     }
-    const declared = Number(upstream.headers['content-length'] ?? '0');
+    const declared = Number(upstreamHeaders['content-length'] ?? '0');
     if (declared > this.#maskCap) {
-      upstream.destroy();
       throw new HttpGatewayError(
         HttpGatewayErrorCode.CannotMask,
         502,
         `the response must be masked and is larger than the gateway masks (${this.#maskCap} bytes); ask for less (pagination, a narrower query)`,
       );
     }
+    const upstream = new BodyStream(controller);
     readBounded(upstream, this.#maskCap).then(
       (body) => {
         if (res.destroyed) return;
@@ -853,6 +872,7 @@ export class HttpGateway {
     ).catch((error: unknown) => {
       this.#refuse(req, res, error, session, id);
     });
+    return upstream;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -889,7 +909,7 @@ export class HttpGateway {
     }
     let upstream: ClientRequest;
     try {
-      upstream = this.#upstreamRequest(req, { ...allowed, masker: undefined } as Allowed, upgradeHeader);
+      upstream = this.#upgradeRequest(req, { ...allowed, masker: undefined } as Allowed, upgradeHeader);
     } catch (error) {
       this.#refuseRaw(socket, error);
       return;
@@ -1105,35 +1125,6 @@ function hasNoBody(req: IncomingMessage): boolean {
   return (length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined;
 }
 
-/**
- * Streams a target's response to the client, capturing what the recording keeps, and calls `done`
- * exactly once: `true` when the client was sent the whole body, `false` when either side broke off.
- * What `stream.pipeline` did here, without the AbortController (and DOMException) it builds for
- * every response: back-pressure from `pipe`; a response cut by the target cuts the client's too (a
- * short body must not look complete); a client gone destroys the target's response (#forward).
- */
-function relay(upstream: IncomingMessage, res: ServerResponse, capture: BodyCapture, done: (complete: boolean) => void): void {
-  let settled = false;
-  const settle = (complete: boolean): void => {
-    if (settled) return;
-    settled = true;
-    done(complete);
-  };
-  upstream.on('data', (chunk: Buffer) => capture.push(chunk));
-  // An IncomingMessage cut before its end emits 'error' (ECONNRESET) and then 'close'; 'close' acts.
-  upstream.on('error', noop);
-  upstream.on('close', () => {
-    if (!upstream.complete) {
-      res.destroy();
-      settle(false);
-    }
-  });
-  res.on('error', () => upstream.destroy());
-  res.on('finish', () => settle(true));
-  res.on('close', () => settle(res.writableFinished));
-  upstream.pipe(res);
-}
-
 function noop(): void {}
 
 /** Runs a recording step; a recorder failure cuts the client connection (fail closed). */
@@ -1145,9 +1136,13 @@ function guard(step: () => void, res: ServerResponse): void {
   }
 }
 
+/** undici's codes for a target that did not connect or answer in time (responseTimeoutMs). */
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
 function upstreamError(error: unknown): HttpGatewayError {
   if (error instanceof HttpGatewayError) return error;
   const code = (error as { code?: string }).code;
+  if (code !== undefined && TIMEOUT_CODES.has(code)) return new HttpGatewayError(HttpGatewayErrorCode.UpstreamTimeout, 504, 'the target did not answer in time');
   return new HttpGatewayError(
     HttpGatewayErrorCode.UpstreamFailed,
     502,
