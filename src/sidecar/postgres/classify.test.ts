@@ -63,6 +63,9 @@ describe('SqlClassifier', () => {
     ["SELECT pg_catalog.set_config(' Client_Encoding ', 'BIG5', true)", 'privilege'],
     ["SELECT set_config(lower('STANDARD_CONFORMING_STRINGS'), 'off', false)", 'privilege'],
     ["SELECT set_config('application_name', 'x', false)", 'session'],
+    ["UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'", 'privilege'],
+    ["UPDATE pg_catalog.pg_settings SET setting = 'x' WHERE name = 'application_name'", 'privilege'],
+    ['SELECT name, setting FROM pg_settings', 'read'],
   ])('classifies %j as %s', (sql, cls) => {
     expect(one(sql).statementClass).toBe(cls);
   });

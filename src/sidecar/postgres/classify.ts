@@ -265,6 +265,11 @@ function classifyStatement(stmt: Json, text: string, prepared?: PreparedLookup):
   const extra: Partial<ClassifiedStatement> = {};
   classifyNode(stmt, facts, prepared, extra);
   const tables = [...facts.tables].filter((t) => !facts.cteNames.has(t));
+  // Writing pg_settings calls set_config for each row (a rule): a setting change, as SET is.
+  if (facts.cls !== 'read' && tables.some((t) => t === 'pg_settings' || t === 'pg_catalog.pg_settings')) {
+    facts.cls = worstClass(facts.cls, 'privilege');
+    facts.flags.add('settingsWrite');
+  }
   const result: ClassifiedStatement = {
     protocol: 'postgres',
     text,

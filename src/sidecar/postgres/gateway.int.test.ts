@@ -279,6 +279,58 @@ describe('PostgreSQL gateway: settings that change how SQL is read', () => {
     const { rows } = await db.admin('SELECT count(*)::int AS n FROM accounts');
     expect(rows).toEqual([{ n: 2 }]);
   });
+
+  it('pins standard_conforming_strings on at connect, over a database default of off', async () => {
+    await db.admin(`ALTER DATABASE ${db.database} SET standard_conforming_strings = off`);
+    try {
+      const gateway = await startGateway({ policy: classPolicy(['read', 'transaction', 'session', 'privilege']) });
+      const c = client(gateway, await token());
+      await c.connect();
+      try {
+        expect((await c.query('SHOW standard_conforming_strings')).rows).toEqual([{ standard_conforming_strings: 'on' }]);
+        // RESET goes back to the connection's value, not the database's.
+        await c.query('SET standard_conforming_strings = off');
+        await c.query('RESET standard_conforming_strings');
+        expect((await c.query('SHOW standard_conforming_strings')).rows).toEqual([{ standard_conforming_strings: 'on' }]);
+        expect((await c.query(smuggled)).rows).toHaveLength(1);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await db.admin(`ALTER DATABASE ${db.database} RESET standard_conforming_strings`);
+    }
+  });
+
+  it('refuses a text with a backslash or non-ASCII pipelined behind a running statement', async () => {
+    const gateway = await startGateway({ policy: classPolicy(['read', 'transaction', 'session', 'write']) });
+    const raw = await RawClient.connect(gateway.address.port, await token());
+    const from = raw.frames.length;
+    // One write: the second and third texts reach the gateway while the first still runs (it
+    // could be a function that changes how the server reads them).
+    raw.socket.write(Buffer.concat([serialize.query('SELECT pg_sleep(0.2)'), serialize.query("SELECT 'a\\' AS x"), serialize.query("SELECT 'café' AS y"), serialize.query('SELECT 42')]));
+    for (let i = 0; i < 4; i++) await raw.waitFor((f) => f.code === 0x5a);
+    const frames = raw.frames.slice(from);
+    const errors = frames.filter((f) => f.code === 0x45).map((f) => f.raw.toString('utf8'));
+    expect(errors).toHaveLength(2);
+    for (const e of errors) expect(e).toMatch(/pipelined behind one still running/);
+    expect(frames.map((f) => String.fromCharCode(f.code)).join('')).toBe('TDCZEZEZTDCZ');
+    // Sent on its own, the same text runs.
+    expect((await raw.query("SELECT 'a\\' AS x")).some((f) => f.code === 0x44)).toBe(true);
+    raw.end();
+  });
+
+  it('judges SQL EXECUTE of a protocol-prepared statement as that statement', async () => {
+    const gateway = await startGateway({ policy: classPolicy(['read', 'transaction', 'session']) });
+    const raw = await RawClient.connect(gateway.address.port, await token());
+    // A write prepared through the protocol is refused at Parse; a read prepared that way runs
+    // through SQL EXECUTE as the read it is (it was refused as an unknown statement before).
+    raw.socket.write(Buffer.concat([serialize.parse({ name: 'r', text: 'SELECT 7 AS seven' }), serialize.sync()]));
+    await raw.waitFor((f) => f.code === 0x5a);
+    const frames = await raw.query('EXECUTE r');
+    expect(frames.some((f) => f.code === 0x44)).toBe(true);
+    expect(frames.some((f) => f.code === 0x45)).toBe(false);
+    raw.end();
+  });
 });
 
 describe('PostgreSQL gateway: statements across policy changes', () => {

@@ -24,7 +24,7 @@ import { capPayload, Decision, EventKind, type Payload, type RecordingEvent } fr
 import { approvalEvent, connectionName, oneLine, refusalText } from '../approvals.ts';
 import { AuthError } from '../auth/errors.ts';
 import type { Identity } from '../auth/oidc.ts';
-import { type ClassifiedStatement, LEXER_SETTINGS, type SqlClassifier } from './classify.ts';
+import { type ClassifiedStatement, LEXER_SETTINGS, type SqlClassifier, worstClass } from './classify.ts';
 import type { SessionApprovalGate } from '../session-approval.ts';
 import { onAccessExpiry } from '../session-approval.ts';
 import type { CellMasker, GatewayPolicy, PostgresGatewayConfig, SessionRecorder, StatementDecision } from './config.ts';
@@ -153,6 +153,15 @@ interface Hold {
   handle: ApprovalHandle | undefined;
   /** The client cancelled or left: withdraw as soon as the request exists. */
   withdrawn: boolean;
+}
+
+/** No backslash and nothing outside ASCII: read the same whatever the two LEXER_SETTINGS say. */
+function isPlainAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c || c > 0x7f) return false;
+  }
+  return true;
 }
 
 type Pending =
@@ -338,6 +347,23 @@ export class PostgresSession {
   readonly #respStatements = new Map<string, readonly ClassifiedStatement[]>();
   readonly #respPortals = new Map<string, PortalView>();
   readonly #sqlPrepared = new Map<string, SqlCommand>();
+  /**
+   * What SQL `EXECUTE name` runs: a SQL PREPARE of this session, or a protocol Parse (one
+   * namespace on the server), judged as the statement it named.
+   */
+  readonly #preparedLookup = (name: string): SqlCommand | undefined => {
+    const sql = this.#sqlPrepared.get(name);
+    if (sql) return sql;
+    const parsed = this.#fwdStatements.get(name);
+    if (!parsed || parsed.length === 0) return undefined;
+    return {
+      protocol: 'postgres',
+      text: parsed.map((s) => s.text).join('; '),
+      statementClass: parsed.map((s) => s.statementClass).reduce(worstClass),
+      tables: [...new Set(parsed.flatMap((s) => s.tables))],
+      flags: [...new Set(parsed.flatMap((s) => s.flags))],
+    };
+  };
   /** LEXER_SETTINGS the server reports with a value the parser does not assume (name → value). */
   readonly #lexerRisks = new Map<string, string>();
   #result: ResultState | undefined;
@@ -796,6 +822,27 @@ export class PostgresSession {
   }
 
   /**
+   * Refusal of a statement the server could read differently from the classifier.
+   *
+   * `lexedNow`: the server reads this text when it gets there (Query, Parse). Then a text with a
+   * backslash or a non-ASCII character (the only ones the two LEXER_SETTINGS change the reading
+   * of) must not be pipelined behind a statement that is still running: that statement could
+   * change a setting before the server reads this text (a function or view calling set_config),
+   * and the ParameterStatus saying so would come too late. Sent after it finished, it is judged
+   * with what the server reported. Otherwise see #lexerDenial.
+   */
+  #misreadDenial(statement: SqlCommand, lexedNow: boolean): StatementDecision | undefined {
+    if (lexedNow && !isPlainAscii(statement.text) && this.#pending.some((p) => p.kind === 'query' || p.kind === 'execute' || p.kind === 'function')) {
+      return {
+        effect: 'Deny',
+        reason:
+          'a statement with a backslash or a non-ASCII character was pipelined behind one still running, which could change how the server reads it; send it after the previous result (or pass the value as a parameter)',
+      };
+    }
+    return this.#lexerDenial(statement);
+  }
+
+  /**
    * Refusal while a LEXER_SETTINGS value is unsafe: with standard_conforming_strings off only a
    * backslash reads differently (so only statements with one are refused); with another client
    * encoding every statement is.
@@ -855,7 +902,8 @@ export class PostgresSession {
   #check(statements: readonly ClassifiedStatement[], params?: Array<Buffer | null>, message?: FrontendMessage): { ids: number[]; deny?: Denial } | undefined {
     const resolution = this.#resolution;
     if (resolution) return this.#resolved(resolution, statements);
-    const policy = statements.map((s) => this.#lexerDenial(s) ?? this.#decide(s));
+    const lexedNow = message?.type === 'Query';
+    const policy = statements.map((s) => this.#misreadDenial(s, lexedNow) ?? this.#decide(s));
     // Deny wins over RequireApproval: hold only when nothing in the message is denied outright.
     const needsApproval = policy.findIndex((d) => d.effect === 'RequireApproval');
     if (needsApproval >= 0 && message && this.#deps.config.approvals && !policy.some((d) => d.effect === 'Deny')) {
@@ -968,9 +1016,17 @@ export class PostgresSession {
   /** The outcome as #check's answer while the held message runs again. */
   #resolved(resolution: Resolution, statements: readonly ClassifiedStatement[]): { ids: number[]; deny?: Denial } {
     const { outcome, decision } = resolution;
-    if (outcome.decision === 'Approved') return { ids: resolution.ids };
+    // Approved text is still refused if the server would now read it differently from what the
+    // approver saw (a setting changed while it waited).
+    let reason: string;
+    if (outcome.decision === 'Approved') {
+      const misread = statements.map((s) => this.#lexerDenial(s)).find((d) => d !== undefined);
+      if (misread === undefined) return { ids: resolution.ids };
+      reason = misread.reason;
+    } else {
+      reason = outcome.decision === 'Withdrawn' ? `canceling statement due to user request (approval request ${outcome.request} withdrawn)` : refusalText('the statement', outcome);
+    }
     const withdrawn = outcome.decision === 'Withdrawn';
-    const reason = withdrawn ? `canceling statement due to user request (approval request ${outcome.request} withdrawn)` : refusalText('the statement', outcome);
     this.#deps.stats.deniedStatements++;
     const max = this.#deps.config.maxEventBytes ?? 65_536;
     this.#record({
@@ -1021,7 +1077,7 @@ export class PostgresSession {
     }
     switch (m.type) {
       case 'Query': {
-        const statements = this.#deps.classifier.classify(m.text, (name) => this.#sqlPrepared.get(name));
+        const statements = this.#deps.classifier.classify(m.text, this.#preparedLookup);
         const checked = this.#check(statements, undefined, m);
         if (!checked) return; // held for approval
         const { ids, deny } = checked;
@@ -1055,11 +1111,11 @@ export class PostgresSession {
         return;
       }
       case 'Parse': {
-        const statements = this.#deps.classifier.classify(m.text, (name) => this.#sqlPrepared.get(name));
+        const statements = this.#deps.classifier.classify(m.text, this.#preparedLookup);
         // Checked now (nothing of a denied Parse reaches the server) and again at each Execute.
         let deny: Denial | undefined;
         for (const s of statements) {
-          let decision = this.#decide(s);
+          let decision = this.#misreadDenial(s, true) ?? this.#decide(s);
           // With approvals, a statement that needs one is held at Execute (with its parameters):
           // preparing it runs nothing.
           if (decision.effect === 'RequireApproval' && this.#deps.config.approvals) continue;

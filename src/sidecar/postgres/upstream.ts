@@ -118,7 +118,10 @@ async function handshake(socket: Socket | TLSSocket, config: UpstreamConfig, par
     if (!message) throw new UpstreamError('WARDEN_PG_UPSTREAM_AUTH', 'undecodable message from the database');
     return message;
   };
-  socket.write(serialize.startup({ ...params, user: config.user, database: config.database, client_encoding: 'UTF8' }));
+  // The two settings that change how SQL text is read (classify.ts, LEXER_SETTINGS) are pinned to
+  // what Warden's parser assumes. A startup value outranks database and role defaults, and RESET,
+  // ROLLBACK, COMMIT and DISCARD ALL go back to it.
+  socket.write(serialize.startup({ ...params, user: config.user, database: config.database, client_encoding: 'UTF8', standard_conforming_strings: 'on' }));
   const parameterStatus: Buffer[] = [];
   let backendKey = { processId: 0, secretKey: 0 };
   let scram: ScramClient | undefined;
