@@ -325,6 +325,7 @@ class SessionWatch implements SessionObserver {
           break;
         case EventKind.HttpResponse: {
           if (event.body) t.bytesOut += payloadLength(event.body);
+          if (event.masked) t.maskingHits += 1;
           const started = this.#requests?.get(event.id);
           let ms: number | undefined;
           if (started !== undefined) {

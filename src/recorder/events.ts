@@ -209,6 +209,8 @@ export interface HttpResponseEvent extends EventBase<typeof EventKind.HttpRespon
   status: number;
   headers?: Record<string, string | string[]>;
   body?: Payload;
+  /** Masking replaced at least one value in the body. */
+  masked?: true;
 }
 
 export interface K8sExecEvent extends EventBase<typeof EventKind.K8sExec> {

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { compileMasker } from '../../masking/masker.ts';
 import { payloadBytes } from '../../recorder/events.ts';
-import { BodyCapture, JsonLinesMasker, maskBody, readBounded } from './body.ts';
+import { BodyCapture, JsonLinesMasker, maskBody, noticingHits, readBounded } from './body.ts';
 
 const masker = compileMasker([{ name: 'who', jsonPaths: ['$.name'] }, { name: 'pii', detectors: ['email'] }]);
 
@@ -52,6 +52,20 @@ describe('BodyCapture', () => {
 });
 
 describe('masking bodies', () => {
+  it('tells when masking replaced something, for whole bodies and JSON lines', async () => {
+    let hits = 0;
+    const noticing = noticingHits(masker, () => hits++);
+    maskBody(noticing, 'application/json', Buffer.from('{"id":1}'));
+    maskBody(noticing, 'text/plain', Buffer.from('nothing here'));
+    expect(hits).toBe(0);
+    maskBody(noticing, 'application/json', Buffer.from('{"name":"Alice"}'));
+    maskBody(noticing, 'text/plain', Buffer.from('mail bob@example.org'));
+    expect(hits).toBe(2);
+    const lines = Readable.from([Buffer.from('{"id":1}\n{"note":"x carol@example.com"}\n')]).pipe(new JsonLinesMasker(noticing, 1000));
+    for await (const _ of lines) void _;
+    expect(hits).toBe(3);
+  });
+
   it('masks JSON by path and detector, and non-JSON as text', () => {
     expect(JSON.parse(maskBody(masker, 'application/json', Buffer.from('{"name":"Ann","mail":"ann@example.com"}')).toString())).toEqual({
       name: '[REDACTED:who]',

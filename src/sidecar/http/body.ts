@@ -95,6 +95,23 @@ export function maskKubernetesJson(masker: BodyMasker, value: unknown): unknown 
   return masker.maskJson(value).value;
 }
 
+/** The masker, telling `onHit` each time it replaced something (for the response's `masked` mark). */
+export function noticingHits(masker: BodyMasker, onHit: () => void): BodyMasker {
+  return {
+    empty: masker.empty,
+    maskJson(value) {
+      const result = masker.maskJson(value);
+      if (result.hits.length > 0) onHit();
+      return result;
+    },
+    maskText(text) {
+      const result = masker.maskText(text);
+      if (result.hits.length > 0) onHit();
+      return result;
+    },
+  };
+}
+
 /** Masks a whole body: JSON by paths and detectors, anything else as text. */
 export function maskBody(masker: BodyMasker, contentType: string | undefined, body: Buffer, kubernetes = false): Buffer {
   const text = body.toString('utf8');

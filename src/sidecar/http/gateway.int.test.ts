@@ -437,16 +437,21 @@ describe('HTTP gateway: masking', () => {
     expect(text).not.toContain('4111 1111 1111 1111');
     expect(text).not.toContain('Alice');
     await sleep(20);
-    const recorded = recorders[0]?.of('http.response')[0]?.body;
-    expect(payloadText(recorded as never)).toBe(text);
+    const recorded = recorders[0]?.of('http.response')[0];
+    expect(payloadText(recorded?.body as never)).toBe(text);
+    // Marked as masked (the masking-hits metric counts it).
+    expect(recorded?.masked).toBe(true);
     // The upstream was asked for an identity encoding so the body is readable.
     expect(echo.requests.at(-1)?.headers['accept-encoding']).toBe('identity');
   });
 
   it('passes JSON unmasked for a subject without masking rules', async () => {
+    recorders = [];
     const gateway = await startGateway({ upstream: { url: echo.url } });
     const text = await (await fetch(`${gateway.url}/json`, { headers: await bearer() })).text();
     expect(text).toContain('alice@example.com');
+    await sleep(20);
+    expect(recorders[0]?.of('http.response')[0]?.masked).toBeUndefined();
   });
 
   it('masks text responses with detectors (nginx echo)', async () => {

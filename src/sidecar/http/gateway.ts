@@ -25,7 +25,7 @@ import type { HttpCommand, KubernetesCommand, PolicySubject } from '../../policy
 import { capPayload, EventKind, type HttpRequestEvent, type HttpResponseEvent, type K8sExecChannel, MessageDirection, type RecordingEvent } from '../../recorder/events.ts';
 import { AuthError } from '../auth/errors.ts';
 import type { Identity } from '../auth/oidc.ts';
-import { BodyCapture, JsonLinesMasker, maskBody, readBounded } from './body.ts';
+import { BodyCapture, JsonLinesMasker, maskBody, noticingHits, readBounded } from './body.ts';
 import type { BodyMasker, HttpGatewayConfig, HttpSessionRecorder, UpstreamCredentials } from './config.ts';
 import { errorResponse, HttpGatewayError, HttpGatewayErrorCode } from './errors.ts';
 import {
@@ -806,15 +806,17 @@ export class HttpGateway {
     const headers = clientResponseHeaders(upstreamHeaders);
     const contentType = upstreamHeaders['content-type'];
     const capture = new BodyCapture(this.#recordCap);
+    let maskedSome = false;
     const recordResponse = (complete: boolean): void => {
       if (!session) return;
       const event: Untimed<HttpResponseEvent> = { k: EventKind.HttpResponse, id, status, headers: recordedHeaders(upstreamHeaders) };
       const body = capture.payload(complete);
       if (body !== undefined) event.body = body;
+      if (maskedSome) event.masked = true;
       session.record(event);
     };
     const noBody = req.method === 'HEAD' || status === 204 || status === 304 || upstreamHeaders['content-length'] === '0';
-    const masker = allowed.masker;
+    const masker = allowed.masker === undefined ? undefined : noticingHits(allowed.masker, () => (maskedSome = true));
     const recordMasked = this.config.recordMasked ?? true;
 
     if (masker === undefined || noBody) {
