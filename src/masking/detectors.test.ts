@@ -39,6 +39,16 @@ describe('detectors find what they should', () => {
     ['jwt', `${JWT}${JWT}${JWT}`, [`${JWT}${JWT}${JWT}`]],
     ['jwt', `eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.${JWT}`, [`eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.${JWT}`]],
     ['jwt', `${JWT}.not-a-token`, [JWT]],
+    // A long signature (RS512, 4096-bit key: 683 characters) followed by a header with a long kid.
+    ...((): Array<[MaskingDetector, string, string[]]> => {
+      const header = Buffer.from(JSON.stringify({ alg: 'RS512', kid: 'k'.repeat(300) })).toString('base64url');
+      const long = `${header}.eyJzdWIiOiIxIn0.${'s'.repeat(683)}`;
+      return [
+        ['jwt', `a ${long} b`, [long]],
+        ['jwt', `a ${long}${long} b`, [`${long}${long}`]],
+        ['jwt', `a ${long}${long}${long} b`, [`${long}${long}${long}`]],
+      ];
+    })(),
     // Not a token after it (no alg): the regular match, which runs up to the next dot.
     ['jwt', `${JWT}${JWT_NO_ALG}`, [`${JWT}${JWT_NO_ALG.slice(0, JWT_NO_ALG.indexOf('.'))}`]],
     ['cloudKey', 'id AKIAIOSFODNN7EXAMPLE', ['AKIAIOSFODNN7EXAMPLE']],

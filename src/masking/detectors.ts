@@ -58,7 +58,7 @@ export const DETECTOR_MAX_LENGTH: Record<MaskingDetector, number> = {
   iban: 34 + 8,
   phone: 24,
   nationalId: 13,
-  jwt: 1024 + 1 + 8192 + 1 + 1024,
+  jwt: 1024 + 1 + 8192 + 1 + 1024, // a token with a signature of up to 1024 characters; longer ones and back-to-back tokens are longer
   cloudKey: 40 + 64 + 256,
   privateKey: Number.POSITIVE_INFINITY,
 };
@@ -285,11 +285,13 @@ export const detectNationalId: Detector = (text, options = {}) => {
 };
 
 // ---------------------------------------------------------------------------------------------
-// jwt: three base64url segments (header ≤ 1024, payload ≤ 8192, signature ≤ 1024; the signature
-// may be empty for alg "none"); the header must decode to a JSON object with a string "alg".
-// Segments cannot contain the dot that separates them.
+// jwt: three base64url segments (header ≤ 1024, payload ≤ 8192; the signature may be empty for
+// alg "none"); the header must decode to a JSON object with a string "alg". Segments cannot
+// contain the dot that separates them. The last segment runs to the end of the base64 run, however
+// long (a 4096-bit RSA signature is 683 characters, and back to back it also holds the next
+// token's header): a bound there would make a long one match nothing at all.
 
-const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,1021}\.[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]{0,1024}(?![A-Za-z0-9_-])/g;
+const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,1021}\.[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]*/g;
 
 function jwtHeaderValid(segment: string): boolean {
   try {
@@ -303,7 +305,7 @@ function jwtHeaderValid(segment: string): boolean {
 const JWT_CHAIN_CANDIDATES = 16;
 
 /** A token starting exactly at lastIndex, e.g. inside the previous token's last segment. */
-const JWT_AT = /eyJ[A-Za-z0-9_-]{5,1021}\.[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]{0,1024}(?![A-Za-z0-9_-])/y;
+const JWT_AT = /eyJ[A-Za-z0-9_-]{5,1021}\.[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]*/y;
 
 /**
  * Tokens written back to back (`<jwt><jwt>`, no separator): the first token's last segment runs
