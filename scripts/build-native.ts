@@ -48,17 +48,32 @@ function findNodeHeaders(): string | undefined {
   return undefined;
 }
 
+const usable = (path: string | undefined): path is string => path !== undefined && path !== '' && existsSync(path);
+
+/**
+ * npm's own node-gyp: the path npm hands its scripts, else next to the running npm (npm_execpath),
+ * else beside the npm found on a PATH without node_modules/.bin (see `safePath`).
+ */
 function nodeGyp(): string | undefined {
-  const candidates = [process.env.npm_config_node_gyp];
-  try {
-    candidates.push(require.resolve('node-gyp/bin/node-gyp.js'));
-  } catch {
-    // not a dependency of ours; npm bundles one
+  if (usable(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
+  const execpath = process.env.npm_execpath; // …/npm/bin/npm-cli.js
+  if (execpath) {
+    const beside = join(dirname(execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    if (usable(beside)) return beside;
   }
-  // npm's bundled copy, next to the npm that is on PATH.
-  const npm = spawnSync('npm', ['root', '-g'], { encoding: 'utf8' });
-  if (npm.status === 0) candidates.push(join(npm.stdout.trim(), 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  return candidates.find((c): c is string => c !== undefined && c !== '' && existsSync(c));
+  const npm = spawnSync('npm', ['root', '-g'], { encoding: 'utf8', env: { ...process.env, PATH: safePath() } });
+  const global = npm.status === 0 ? join(npm.stdout.trim(), 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js') : undefined;
+  return usable(global) ? global : undefined;
+}
+
+/**
+ * PATH for the build: the running Node's directory first (binding.gyp runs `node`), without any
+ * node_modules/.bin (npm puts ours first for scripts; a dependency's `bin` named python3, make or
+ * g++ must not run here).
+ */
+function safePath(): string {
+  const entries = (process.env.PATH ?? '').split(':').filter((p) => p !== '' && !/(^|\/)node_modules\/\.bin\/?$/.test(p));
+  return [dirname(process.execPath), ...entries].join(':');
 }
 
 function bindingLoads(path: string): boolean {
@@ -97,8 +112,7 @@ const result = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${headers
   encoding: 'utf8',
   env: {
     ...process.env,
-    // binding.gyp runs `node -e "require('nan')"`: the Node running this script comes first.
-    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+    PATH: safePath(),
     // npm passes its own `nodedir` setting down as this variable, and node-gyp lets it win over
     // --nodedir: a build against the machine's other Node loads with "did not self-register".
     npm_config_nodedir: headers,
