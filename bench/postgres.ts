@@ -16,7 +16,7 @@
 // is an unmeasured pgbench run before every measured one, on every target alike (0: none).
 //
 // Starts its own PostgreSQL, pgbouncer and OIDC issuer (the test plane's modules) and the gateway
-// in a child process (bench/postgres-gateway.ts, with the Node flags of bin/warden.js), so the
+// in a child process (bench/postgres-gateway.ts, with a Postgres gateway's Node flags), so the
 // gateway's RSS and CPU are its own. Each configuration runs the five targets back to back, so
 // drifting load from other processes hits them alike. Latency percentiles come from pgbench's
 // per-transaction log (-l). Progress on stderr, the report on stdout.
@@ -454,7 +454,7 @@ try {
   // ---- report
   const out: string[] = [];
   out.push('', `PostgreSQL gateway benchmark (issue #5): pgbench scale ${SCALE}, ${SECONDS} s per run (after an unmeasured ${WARMUP_SECONDS} s warm-up run of the same configuration and target), -j min(2, clients), -n, 2 cores shared by pgbench, PostgreSQL, pgbouncer and the gateway`);
-  out.push(`  ${versions.postgres}; ${versions.pgbench}; ${versions.pgbouncer}; gateway on Node ${versions.node} ${WARDEN_NODE_FLAGS.join(' ')} (bin/warden.js)${process.env.BENCH_GATEWAY_FLAGS ? `, pgbench gateway also ${process.env.BENCH_GATEWAY_FLAGS}` : ''}`);
+  out.push(`  ${versions.postgres}; ${versions.pgbench}; ${versions.pgbouncer}; gateway on Node ${versions.node} ${WARDEN_NODE_FLAGS.join(' ')} (src/sidecar/postgres/node-flags.ts)${process.env.BENCH_GATEWAY_FLAGS ? `, pgbench gateway also ${process.env.BENCH_GATEWAY_FLAGS}` : ''}`);
   out.push(`  load at start: ${loadStart}`);
   out.push(`  load at end:   ${loadEnd}`);
   out.push(
