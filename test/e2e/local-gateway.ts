@@ -17,12 +17,25 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { KubeClient } from '../../src/controller/kube.ts';
+import { IMAGE_WARDEN_SCRIPT } from '../../src/controller/render.ts';
 import { kubeClient, kubectlOk } from '../plane/kubectl.ts';
 import { ManagedProcess, waitUntil } from '../plane/proc.ts';
 import type { KubeInfo } from '../plane/types.ts';
 
 const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
 const WARDEN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+/**
+ * The container's command with the image's paths replaced by this checkout's: `warden …` (the
+ * image's bin/warden.js on PATH) and `node <flags> /app/bin/warden.js …` (Postgres gateways) run
+ * src/cli/main.ts with this checkout's Node and the same flags.
+ */
+function localCommand(command: readonly string[]): string[] {
+  if (command[0] === 'warden') return [NODE, WARDEN, ...command.slice(1)];
+  const script = command.indexOf(IMAGE_WARDEN_SCRIPT);
+  if (command[0] === 'node' && script > 0) return [NODE, ...command.slice(1, script), WARDEN, ...command.slice(script + 1)];
+  return [...command];
+}
 
 interface EnvVar {
   name: string;
@@ -116,7 +129,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     else if (field === 'metadata.namespace') env[variable.name] = namespace;
     else if (variable.value !== undefined) env[variable.name] = variable.value;
   }
-  const command = options.command ?? (container.command?.[0] === 'warden' ? [NODE, WARDEN, ...container.command.slice(1)] : (container.command ?? []));
+  const command = options.command ?? localCommand(container.command ?? []);
   const [executable, ...commandArgs] = command;
   if (executable === undefined) throw new Error('the container has no command; pass options.command');
   mkdirSync(dirname(options.logFile), { recursive: true });
