@@ -9,6 +9,13 @@
 //   BENCH_ROUNDS=3 …   repeat the whole target cycle, report medians (a busy machine)
 //   BENCH_GATEWAY_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' …   extra node flags for the Warden gateway child
 //   BENCH_NODE_PROXY_NODE_OPTIONS=…   the same for the node-proxy reference child
+//   BENCH_GATEWAY_MEMORY=1 BENCH_GATEWAY_NODE_OPTIONS=--expose-gc BENCH_NODE_PROXY_NODE_OPTIONS=--expose-gc …
+//     memory details: the gateway's VmRSS after each round; in the gateway child's stop report
+//     process.memoryUsage(), V8 space sizes, anonymous/file RSS (smaps_rollup) and open TCP handles and
+//     recorder sessions, at SIGTERM, 3 s later, after a forced gc, after close (+gc), and where the
+//     anonymous RSS sits (brk heap vs. other mappings); the same for the node-proxy child. Add
+//     `--max-old-space-size=256 --max-semi-space-size=2` to size V8 about as Node does in the 512Mi
+//     gateway container (Node sizes the heap from the cgroup limit; here from the machine's RAM).
 //
 // Starts its own nginx, OIDC issuer and kube-apiserver (the test plane's modules) and each gateway
 // in a child process (this same file, `node bench/http.ts gateway`, config JSON on stdin), so the
@@ -16,10 +23,11 @@
 // drifting load from other processes hits them alike. Progress on stderr, the report on stdout.
 // Needs wrk (Debian package `wrk`).
 
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { bundlePolicies, type PolicySource } from '../src/policy/compile.ts';
 import { compilePolicies } from '../src/policy/engine.ts';
 import { generateSigningKey } from '../src/recorder/crypto.ts';
@@ -65,6 +73,44 @@ const GATEWAY_NODE_OPTIONS = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').spli
 const NODE_PROXY_NODE_OPTIONS = (process.env.BENCH_NODE_PROXY_NODE_OPTIONS ?? '').split(' ').filter((a) => a !== '');
 
 const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
+/** BENCH_GATEWAY_MEMORY=1: memory details in the gateway child's stop report (with --expose-gc, also after a forced gc). */
+const MEMORY_DETAILS = process.env.BENCH_GATEWAY_MEMORY === '1';
+
+/** This process's memory in MiB: V8's view and the kernel's (VmRSS, and RSS split anonymous/file from smaps_rollup). */
+async function memorySnapshot(): Promise<Record<string, unknown>> {
+  const mib = (bytes: number): number => +(bytes / 2 ** 20).toFixed(1);
+  const m = process.memoryUsage();
+  const rollup = await readFile('/proc/self/smaps_rollup', 'utf8').catch(() => '');
+  const kib = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().filter((space) => space.space_size >= 2 ** 20).map((space) => [space.space_name.replace(/_space$/, ''), mib(space.space_size)]));
+  const tcp = process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+  return { tcpHandles: tcp, rss: mib(m.rss), heapTotal: mib(m.heapTotal), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), anon: mib(kib('Anonymous') * 1024), file: mib((kib('Rss') - kib('Anonymous')) * 1024), spaces };
+}
+
+/** Where the anonymous RSS sits: brk heap, and the largest anonymous mappings (size/RSS in MiB). */
+async function anonymousMappings(): Promise<Record<string, unknown>> {
+  const smaps = await readFile('/proc/self/smaps', 'utf8').catch(() => '');
+  const maps: Array<{ name: string; sizeMiB: number; rssMiB: number }> = [];
+  for (const block of smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const name = /^\S+ \S+ \S+ \S+ \S+[ \t]*([^\n]*)$/m.exec(block)?.[1]?.trim() ?? '';
+    if (name !== '' && name !== '[heap]') continue;
+    const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(block)?.[1] ?? 0);
+    maps.push({ name: name || 'anon', sizeMiB: +(kib('Size') / 1024).toFixed(1), rssMiB: +(kib('Rss') / 1024).toFixed(1) });
+  }
+  maps.sort((a, b) => b.rssMiB - a.rssMiB);
+  const sum = (list: typeof maps): number => +list.reduce((t, m) => t + m.rssMiB, 0).toFixed(1);
+  return { brkHeapRss: sum(maps.filter((m) => m.name === '[heap]')), anonMappings: maps.length, top: maps.slice(0, 8).map((m) => `${m.name}:${m.sizeMiB}/${m.rssMiB}`) };
+}
+
+/** A forced full gc when the child runs with --expose-gc, then a turn of the event loop (FinalizationRegistry, ArrayBuffer frees). */
+async function forcedGc(): Promise<boolean> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return false;
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  gc();
+  return true;
+}
 
 // ---------------------------------------------------------------------------------------------
 // The gateway child: `node bench/http.ts gateway`, GatewayChildConfig as JSON on stdin (on stdin so
@@ -159,6 +205,13 @@ async function gatewayChild(): Promise<void> {
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    const memory: Record<string, unknown> = {};
+    if (MEMORY_DETAILS) {
+      memory.beforeClose = { ...(await memorySnapshot()), recorderSessions: recorder.sessions.size, gatewaySessions: open.size };
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      memory.beforeClose3s = { ...(await memorySnapshot()), recorderSessions: recorder.sessions.size };
+      if (await forcedGc()) memory.beforeCloseAfterGc = await memorySnapshot();
+    }
     await gateway.close();
     const closing = [...open].flatMap((s) => (s.closed ? [s.closed] : []));
     recordings.failed += open.size - closing.length; // never closed: no manifest
@@ -167,7 +220,12 @@ async function gatewayChild(): Promise<void> {
       else recordings.failed += 1;
     }
     recorder.stop();
-    out({ stopped: true, denied, recordings, heapMiB: +(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1) });
+    if (MEMORY_DETAILS) {
+      memory.afterClose = { ...(await memorySnapshot()), recorderSessions: recorder.sessions.size };
+      if (await forcedGc()) memory.afterCloseAfterGc = await memorySnapshot();
+      memory.mappings = await anonymousMappings();
+    }
+    out({ stopped: true, denied, recordings, heapMiB: +(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1), ...(MEMORY_DETAILS ? { memory } : {}) });
     process.exit(0);
   };
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop());
@@ -226,8 +284,11 @@ async function nodeProxyChild(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ ready: true, port: (server.address() as { port: number }).port })}\n`);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
-      process.stdout.write(`${JSON.stringify({ stopped: true })}\n`);
-      process.exit(0);
+      void (async () => {
+        const memory = MEMORY_DETAILS ? { memory: { beforeGc: await memorySnapshot(), ...((await forcedGc()) ? { afterGc: await memorySnapshot() } : {}), mappings: await anonymousMappings() } } : {};
+        process.stdout.write(`${JSON.stringify({ stopped: true, ...memory })}\n`);
+        process.exit(0);
+      })();
     });
   }
 }
@@ -568,11 +629,20 @@ async function main(): Promise<void> {
           }
         }
       }
+      if (MEMORY_DETAILS) {
+        const m = await memoryOf(gateway.pid);
+        log(`round ${round}: gateway child VmRSS ${fmt(m.rssKiB / 1024, 1)} MiB, VmHWM ${fmt(m.hwmKiB / 1024, 1)} MiB`);
+      }
     }
     const results = medians(runs);
     const httpMemory = await memoryOf(gateway.pid);
+    if (MEMORY_DETAILS) {
+      const proxyMemory = await memoryOf(nodeProxy.pid);
+      log(`node-proxy child: VmRSS ${fmt(proxyMemory.rssKiB / 1024, 1)} MiB, VmHWM ${fmt(proxyMemory.hwmKiB / 1024, 1)} MiB`);
+    }
     const httpReport = await gateway.stop();
-    await nodeProxy.stop();
+    const nodeProxyReport = await nodeProxy.stop();
+    if (MEMORY_DETAILS) log(`node-proxy child: ${JSON.stringify(nodeProxyReport ?? {})}`);
     if (KUBECTL_RUNS <= 0) {
       process.stdout.write(`${report(results, { loadStart, loadEnd: await uptime(), httpMemory, httpReport, versions: await versionsOf(wrkVersion.stdout) })}\n`);
       return;
