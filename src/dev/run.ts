@@ -186,6 +186,8 @@ async function checkBucket(store: S3Store, config: SidecarConfig, timeoutMs: num
     if (!exists) await store.client.makeBucket(bucket, recording.s3.region, recording.objectLock ? { ObjectLocking: true } : undefined);
   } catch (error) {
     const code = (error as { code?: string }).code ?? '';
+    // Connections sharing a bucket are checked at once: another one's makeBucket came first.
+    if (code === 'BucketAlreadyOwnedByYou') return;
     if (S3_AUTH_CODES.has(code)) {
       throw new DevError(
         DevErrorCode.StorageAuthFailed,
