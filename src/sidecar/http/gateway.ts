@@ -41,7 +41,7 @@ import {
   upstreamRequestHeaders,
 } from './headers.ts';
 import { kubernetesCommand, RequestInfoError, type RequestInfo } from './request-info.ts';
-import { BodyStream, ClientSink, createUpstreamPool, type ResponseSink, UpstreamExchange } from './upstream.ts';
+import { BodyStream, ClientSink, createUpstreamPool, type ResponseSink, UpstreamExchange, upstreamTlsOptions } from './upstream.ts';
 import { isKubernetesChannelProtocol, type WsFrame, WsFrameParser, WsOpcode, WsProtocolError } from './websocket.ts';
 import { DEFAULTS } from '../../api/types.ts';
 import type { ApprovalHandle, ApprovalOutcome } from '../../approvals/types.ts';
@@ -1059,17 +1059,7 @@ export class HttpGateway {
   #createAgent(): HttpAgent {
     const common = { keepAlive: true, maxFreeSockets: 64 };
     if (this.#upstream.protocol === 'http:') return new HttpAgent(common);
-    const tls = this.config.upstream.tls ?? { mode: 'verify-full' as const };
-    if (tls.mode === 'disable') throw new Error('the upstream URL is https:// but its TLS mode is disable; use an http:// URL or another mode');
-    return new HttpsAgent({
-      ...common,
-      ...(tls.ca === undefined ? {} : { ca: tls.ca }),
-      ...(tls.cert === undefined ? {} : { cert: tls.cert }),
-      ...(tls.key === undefined ? {} : { key: tls.key }),
-      ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
-      rejectUnauthorized: tls.mode !== 'require',
-      ...(tls.mode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
-    });
+    return new HttpsAgent({ ...common, ...upstreamTlsOptions(this.config.upstream) });
   }
 
   #log(level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, string | number | boolean | undefined>): void {

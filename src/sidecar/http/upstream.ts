@@ -32,19 +32,31 @@ export interface ResponseSink {
 export function createUpstreamPool(upstream: URL, config: HttpUpstream, responseTimeoutMs: number): Pool {
   const common = { pipelining: 1, bodyTimeout: 0, headersTimeout: 0, connectTimeout: responseTimeoutMs };
   if (upstream.protocol === 'http:') return new Pool(upstream.origin, common);
+  return new Pool(upstream.origin, { ...common, connect: upstreamTlsOptions(config) });
+}
+
+/**
+ * Node TLS options towards an https:// target from its TLS mode (verify-full by default): for the
+ * undici pool and for the node:http agent that carries upgrades alike.
+ */
+export function upstreamTlsOptions(config: HttpUpstream): {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+  rejectUnauthorized: boolean;
+  checkServerIdentity?: () => undefined;
+} {
   const tls = config.tls ?? { mode: 'verify-full' as const };
   if (tls.mode === 'disable') throw new Error('the upstream URL is https:// but its TLS mode is disable; use an http:// URL or another mode');
-  return new Pool(upstream.origin, {
-    ...common,
-    connect: {
-      ...(tls.ca === undefined ? {} : { ca: tls.ca }),
-      ...(tls.cert === undefined ? {} : { cert: tls.cert }),
-      ...(tls.key === undefined ? {} : { key: tls.key }),
-      ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
-      rejectUnauthorized: tls.mode !== 'require',
-      ...(tls.mode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
-    },
-  });
+  return {
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+    ...(tls.key === undefined ? {} : { key: tls.key }),
+    ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+    rejectUnauthorized: tls.mode !== 'require',
+    ...(tls.mode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
+  };
 }
 
 /**
