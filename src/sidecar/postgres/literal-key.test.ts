@@ -142,6 +142,15 @@ describe('the literal cache level of SqlClassifier', () => {
     expect(first[0]!.text).toBe(PGBENCH.updateAccount.slice(0, -1));
   });
 
+  it("shares the cached statement's outputSources (the Postgres session keys its masking plan on them)", async () => {
+    const classifier = await fresh();
+    const first = classifier.classify("SELECT email AS e, id FROM users WHERE id = 1 AND name = 'a'");
+    const second = classifier.classify("SELECT email AS e, id FROM users WHERE id = 22 AND name = 'bb'");
+    expect(first[0]!.outputSources).toEqual([['email', 'e'], ['id']]);
+    expect(second[0]).not.toBe(first[0]);
+    expect(second[0]!.outputSources).toBe(first[0]!.outputSources);
+  });
+
   it('is off with literalCacheSize 0', async () => {
     const classifier = await SqlClassifier.create({ literalCacheSize: 0 });
     const first = classifier.classify('SELECT a FROM t WHERE id = 1');

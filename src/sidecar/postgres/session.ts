@@ -373,7 +373,12 @@ export class PostgresSession {
    */
   #rowDescriptions: Array<{ body: Buffer; fields: FieldDescription[] }> = [];
   /** Column names and masking plan per (fields array, statement); the masker is this session's and never changes. */
-  readonly #plans = new WeakMap<FieldDescription[], { statement: ClassifiedStatement | undefined; names: string[][]; plan: ResultState['plan'] }>();
+  /**
+   * Column names and masking plan per decoded RowDescription. They depend only on the fields and
+   * the statement's `outputSources`, which is compared by identity: a literal-cache hit is a fresh
+   * statement object sharing its template's `outputSources` array.
+   */
+  readonly #plans = new WeakMap<FieldDescription[], { sources: string[][] | undefined; names: string[][]; plan: ResultState['plan'] }>();
   #nextId = 1;
   // Flow control: the client's buffer is full (stop reading the upstream), the upstream's is full
   // (stop reading the client), the recorder asked for a pause (stop reading both).
@@ -1393,13 +1398,13 @@ export class PostgresSession {
   }
 
   #newResult(id: number, started: number, fields: FieldDescription[] | undefined, statement: ClassifiedStatement | undefined): ResultState {
+    const sources = statement?.outputSources;
     const known = fields ? this.#plans.get(fields) : undefined;
-    if (known && known.statement === statement) {
+    if (known && known.sources === sources) {
       return { id, started, fields, names: known.names, plan: known.plan, rows: [], rowCount: 0, masked: false };
     }
     const names = (fields ?? []).map((field, i) => {
       const set = new Set([field.name.toLowerCase()]);
-      const sources = statement?.outputSources;
       if (sources && sources.length === fields!.length) for (const s of sources[i] ?? []) set.add(s);
       return [...set];
     });
@@ -1411,7 +1416,7 @@ export class PostgresSession {
         kind: JSON_TYPES.has(field.typeOid) && field.format === 0 ? 'json' : TEXT_TYPES.has(field.typeOid) || field.format === 0 ? 'text' : 'opaque',
       }));
     }
-    if (fields) this.#plans.set(fields, { statement, names, plan });
+    if (fields) this.#plans.set(fields, { sources, names, plan });
     return { id, started, fields, names, plan, rows: [], rowCount: 0, masked: false };
   }
 
