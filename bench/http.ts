@@ -43,7 +43,8 @@ import { NGINX_FILES, startNginx } from '../test/plane/nginx.ts';
 import { startOidcIssuer } from '../test/plane/oidc.ts';
 import { capture, freePort, ManagedProcess, type Started, waitUntil } from '../test/plane/proc.ts';
 import { mintToken } from '../test/plane/tokens.ts';
-import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild } from './support.ts';
+import { type ConfinedGatewayChild, startConfinedGatewayChild } from './cgroup.ts';
+import { Cleanups, cpuSecondsOf, memoryOf, startGatewayChild } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const KUBECTL_RUNS = Number(process.env.BENCH_KUBECTL ?? 20);
@@ -301,8 +302,9 @@ const cleanups = new Cleanups(log);
 // ---------------------------------------------------------------------------------------------
 // Gateway child handling (parent side)
 
-async function startGateway(config: GatewayChildConfig): Promise<GatewayChild> {
-  return await startGatewayChild([...GATEWAY_NODE_OPTIONS, import.meta.filename, 'gateway'], config, cleanups);
+/** In its own memory cgroup, limited as its container is (bench/cgroup.ts, BENCH_GATEWAY_MEMORY_LIMIT). */
+async function startGateway(config: GatewayChildConfig): Promise<ConfinedGatewayChild> {
+  return await startConfinedGatewayChild(config.flavour, [...GATEWAY_NODE_OPTIONS, import.meta.filename, 'gateway'], config, cleanups, log);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,7 +518,7 @@ async function versionsOf(wrkVersion: string): Promise<{ nginx: string; wrk: str
 /** The wrk part of the report: the runs, then the ratios against the target and the node-proxy ceiling. */
 function report(
   results: readonly WrkResult[],
-  run: { loadStart: string; loadEnd: string; httpMemory: { rssKiB: number; hwmKiB: number }; httpReport: unknown; versions: { nginx: string; wrk: string; kube?: string } },
+  run: { loadStart: string; loadEnd: string; httpMemory: { rssKiB: number; hwmKiB: number }; httpReport: unknown; httpConfinement: string; versions: { nginx: string; wrk: string; kube?: string } },
 ): string {
   const { versions } = run;
   const out: string[] = [];
@@ -564,6 +566,7 @@ function report(
     table(['size', 'conns', 'W/direct', 'W/nginx-proxy', 'W/node-proxy', 'node-proxy/nginx-proxy', 'target', 'W−proxy p99 ms'], rows, 2),
     '',
     `HTTP gateway: VmRSS ${fmt(run.httpMemory.rssKiB / 1024, 1)} MiB after the runs, peak (VmHWM) ${fmt(run.httpMemory.hwmKiB / 1024, 1)} MiB; ${JSON.stringify(run.httpReport ?? {})}`,
+    `  ${run.httpConfinement}`,
     '',
   );
   return out.join('\n');
@@ -594,7 +597,7 @@ async function main(): Promise<void> {
     const oidcConfig = { issuer: oidc.info.issuer, audience: oidc.info.audience };
 
     log('starting the HTTP gateway child (policy + recording, plain HTTP)');
-    const gateway = await startGateway({
+    const confined = await startGateway({
       flavour: 'http',
       upstream: { url: `http://${nginx.info.host}:${nginx.info.port}` },
       tls: false,
@@ -602,6 +605,7 @@ async function main(): Promise<void> {
       recordingDir: join(dir, 'recordings-http'),
       group: GROUP,
     });
+    const gateway = confined.child;
     log('starting the node-proxy reference child (minimal reverse proxy: Node http server, undici upstream)');
     const nodeProxy = await startGatewayChild([...NODE_PROXY_NODE_OPTIONS, import.meta.filename, 'node-proxy'], { upstream: `http://${nginx.info.host}:${nginx.info.port}` }, cleanups);
     const bases: Record<Target, string> = {
@@ -641,10 +645,11 @@ async function main(): Promise<void> {
       log(`node-proxy child: VmRSS ${fmt(proxyMemory.rssKiB / 1024, 1)} MiB, VmHWM ${fmt(proxyMemory.hwmKiB / 1024, 1)} MiB`);
     }
     const httpReport = await gateway.stop();
+    const httpConfinement = await confined.confinement();
     const nodeProxyReport = await nodeProxy.stop();
     if (MEMORY_DETAILS) log(`node-proxy child: ${JSON.stringify(nodeProxyReport ?? {})}`);
     if (KUBECTL_RUNS <= 0) {
-      process.stdout.write(`${report(results, { loadStart, loadEnd: await uptime(), httpMemory, httpReport, versions: await versionsOf(wrkVersion.stdout) })}\n`);
+      process.stdout.write(`${report(results, { loadStart, loadEnd: await uptime(), httpMemory, httpReport, httpConfinement, versions: await versionsOf(wrkVersion.stdout) })}\n`);
       return;
     }
 
@@ -665,7 +670,7 @@ async function main(): Promise<void> {
     const admin = kubeClient(kube.info);
     const b64 = (value: string | undefined): string => Buffer.from(value ?? '', 'base64').toString('utf8');
     log('starting the Kubernetes gateway child (policy + recording, TLS)');
-    const kgw = await startGateway({
+    const { child: kgw } = await startGateway({
       flavour: 'kubernetes',
       upstream: {
         url: kube.info.server,
@@ -718,7 +723,7 @@ async function main(): Promise<void> {
 
     // ---- report
     const out = [
-      report(results, { loadStart, loadEnd, httpMemory, httpReport, versions: { ...(await versionsOf(wrkVersion.stdout)), kube: kube.info.version } }),
+      report(results, { loadStart, loadEnd, httpMemory, httpReport, httpConfinement, versions: { ...(await versionsOf(wrkVersion.stdout)), kube: kube.info.version } }),
       `kubectl get pods -A (${podsCreated} pods; whole kubectl process, warm discovery cache), ${KUBECTL_RUNS} runs per target, alternating:`,
       table(
         ['target', 'runs', 'failed', 'mean ms', 'p50 ms', 'p90 ms', 'max ms'],

@@ -38,6 +38,7 @@ import { mintToken } from '../test/plane/tokens.ts';
 import type { RunnerConfig } from './postgres-gateway.ts';
 import { generateSelfSignedCertificate } from '../src/sidecar/self-signed.ts';
 import { POSTGRES_GATEWAY_NODE_FLAGS } from '../src/sidecar/postgres/node-flags.ts';
+import { type ConfinedGatewayChild, startConfinedGatewayChild } from './cgroup.ts';
 import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -179,12 +180,13 @@ async function startNodeProxy(upstream: { host: string; port: number }): Promise
  * libpg-query's TurboFan tier-up would otherwise peak at ≈ 540 MiB), so the gateway child
  * measures what the sidecar runs.
  */
-const WARDEN_NODE_FLAGS = [...POSTGRES_GATEWAY_NODE_FLAGS];
+const WARDEN_NODE_FLAGS =
+  process.env.BENCH_GATEWAY_BASE_FLAGS === undefined ? [...POSTGRES_GATEWAY_NODE_FLAGS] : process.env.BENCH_GATEWAY_BASE_FLAGS.split(' ').filter(Boolean);
 
-async function startGateway(config: RunnerConfig, profile = false): Promise<GatewayChild> {
+async function startGateway(config: RunnerConfig, name: string, profile = false): Promise<ConfinedGatewayChild> {
   const prof = profile && CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [];
   if (profile && process.env.BENCH_GATEWAY_FLAGS) prof.push(...process.env.BENCH_GATEWAY_FLAGS.split(' ').filter(Boolean));
-  return await startGatewayChild([...WARDEN_NODE_FLAGS, ...prof, join(import.meta.dirname, 'postgres-gateway.ts')], config, cleanups);
+  return await startConfinedGatewayChild(name, [...WARDEN_NODE_FLAGS, ...prof, join(import.meta.dirname, 'postgres-gateway.ts')], config, cleanups, log);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,7 +404,8 @@ try {
     group: GROUP,
   };
   log('starting the gateway child (policy + masking + recording, TLS)');
-  const gateway = await startGateway(gatewayConfig, true);
+  const confined = await startGateway(gatewayConfig, 'pgbench', true);
+  const gateway = confined.child;
   const token = await mintToken(oidc.info, { user: 'bench', groups: [GROUP] });
   log('starting the node-proxy child (TLS termination and a byte pipe: the reference)');
   const nodeProxy = await startNodeProxy(upstream);
@@ -421,21 +424,30 @@ try {
   await mkdir(logDir);
   const results: RunResult[] = [];
   const total = SCRIPTS.length * MODES.length * CLIENTS.length * TARGETS.length;
-  for (const script of SCRIPTS) {
-    for (const mode of MODES) {
-      for (const clients of CLIENTS) {
-        for (const target of TARGETS) {
-          log(`[${results.length + 1}/${total}] ${script} -M ${mode} -c ${clients} → ${target} (${WARMUP_SECONDS > 0 ? `${WARMUP_SECONDS} s warm-up, ` : ''}${SECONDS} s)`);
-          if (WARMUP_SECONDS > 0) await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, undefined, WARMUP_SECONDS);
-          const r = await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, cpuPids[target]);
-          log(`    ${fmt(r.tps, 0)} tps, avg ${fmt(r.avgMs, 3)} ms, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms${r.failed ? `, ${r.failed} failed` : ''}`);
-          results.push(r);
+  const runAll = async (): Promise<void> => {
+    for (const script of SCRIPTS) {
+      for (const mode of MODES) {
+        for (const clients of CLIENTS) {
+          for (const target of TARGETS) {
+            log(`[${results.length + 1}/${total}] ${script} -M ${mode} -c ${clients} → ${target} (${WARMUP_SECONDS > 0 ? `${WARMUP_SECONDS} s warm-up, ` : ''}${SECONDS} s)`);
+            if (WARMUP_SECONDS > 0) await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, undefined, WARMUP_SECONDS);
+            const r = await pgbench(bin('pgbench'), logDir, endpoints[target], { script, mode, clients, target }, cpuPids[target]);
+            log(`    ${fmt(r.tps, 0)} tps, avg ${fmt(r.avgMs, 3)} ms, p50 ${fmt(r.p50Ms, 3)} ms, p99 ${fmt(r.p99Ms, 3)} ms${r.failed ? `, ${r.failed} failed` : ''}`);
+            results.push(r);
+          }
         }
       }
     }
+  };
+  try {
+    await runAll();
+  } catch (error) {
+    // Most likely the gateway child is gone: say whether its memory cgroup's OOM killer did it.
+    throw new Error(`${(error as Error).message}\n  gateway child: ${await confined.confinement()}`, { cause: error });
   }
   const benchMemory = await memoryOf(gateway.pid);
   const benchReport = await gateway.stop();
+  const benchConfinement = await confined.confinement();
   await nodeProxy.stop();
   // pgbouncer keeps server connections in its pool; stop both so 200 upstream connections fit.
   await pgbouncer.stop();
@@ -443,11 +455,13 @@ try {
 
   let many: ManySessions | undefined;
   let manyReport: unknown;
+  let manyConfinement = '';
   if (SESSIONS > 0) {
     log(`starting a fresh gateway child for ${SESSIONS} concurrent sessions`);
-    const gateway2 = await startGateway({ ...gatewayConfig, recordingDir: join(dir, 'recordings-many') });
-    many = await manySessions(gateway2, token);
-    manyReport = await gateway2.stop();
+    const confined2 = await startGateway({ ...gatewayConfig, recordingDir: join(dir, 'recordings-many') }, 'sessions');
+    many = await manySessions(confined2.child, token);
+    manyReport = await confined2.child.stop();
+    manyConfinement = await confined2.confinement();
   }
   const loadEnd = await uptime();
 
@@ -515,6 +529,7 @@ try {
   );
   out.push(
     `Gateway during the pgbench runs: VmRSS ${fmt(benchMemory.rssKiB / 1024, 1)} MiB at the end, peak (VmHWM) ${fmt(benchMemory.hwmKiB / 1024, 1)} MiB; ${JSON.stringify(benchReport ?? {})}`,
+    `  ${benchConfinement}`,
   );
   if (many) {
     out.push(
@@ -523,6 +538,7 @@ try {
     `  peak RSS: sampled every 20 ms ${many.peakSampledMiB} MiB; VmHWM (kernel high-water mark) ${many.hwmMiB} MiB`,
     ...(many.errors.length > 0 ? [`  connection errors: ${many.errors.join('; ')}`] : []),
     `  ${JSON.stringify(manyReport ?? {})}`,
+    `  ${manyConfinement}`,
     );
   }
   out.push(

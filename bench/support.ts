@@ -83,9 +83,14 @@ export async function startGatewayChild(
   args: string[],
   config: unknown,
   cleanups: Cleanups,
-  options: { stopGraceMs?: number; readyTimeoutMs?: number } = {},
+  options: { stopGraceMs?: number; readyTimeoutMs?: number; cgroupProcsFile?: string } = {},
 ): Promise<GatewayChild> {
-  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  // In a cgroup from its first instruction (bench/cgroup.ts), so every page it touches is charged
+  // there: /bin/sh writes its own pid into the group, then execs Node under that same pid.
+  const child: ChildProcess =
+    options.cgroupProcsFile === undefined
+      ? spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+      : spawn('/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', options.cgroupProcsFile, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const messages: ChildMessage[] = [];
   const waiters = new Set<() => void>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
