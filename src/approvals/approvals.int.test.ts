@@ -188,6 +188,11 @@ describe('KubeApprovals on a real API server, as the gateway ServiceAccount', ()
   it('Session kind: approved access lasts spec.duration after the decision', async () => {
     const handle = await approvals.request(baseRequest({ kind: 'Session', command: undefined, durationMs: 15 * 60_000 }) as ApprovalRequest);
     expect((await getRequest(handle.name)).spec.duration).toBe('900s');
+    // Another replica (its own KubeApprovals) finds the waiting request instead of creating a second.
+    const replica = new KubeApprovals(gatewayConfig, { namespace: ns });
+    const bob = { requester: { user: 'bob@example.com', groups: [] }, connection: 'orders-db' };
+    expect(await replica.findWaiting(bob)).toBe(handle.name);
+    expect(await replica.findWaiting({ ...bob, connection: 'other-db' })).toBeUndefined();
     await patchStatus(as('alice@example.com'), handle.name, decision('alice@example.com', 'Approved'));
     const outcome = await handle.outcome;
     expect(outcome.decision).toBe('Approved');
@@ -195,6 +200,7 @@ describe('KubeApprovals on a real API server, as the gateway ServiceAccount', ()
     expect(until - Date.now()).toBeGreaterThan(14 * 60_000);
     const found = await approvals.findApproved({ requester: { user: 'bob@example.com', groups: [] }, connection: 'orders-db', kind: 'Session' });
     expect(found?.request).toBe(handle.name);
+    expect(await replica.findWaiting(bob)).toBeUndefined();
   });
 
   it('request() rejects when the AccessRequest cannot be created (no RBAC)', async () => {

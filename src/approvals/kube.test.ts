@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AccessRequest } from '../api/types.ts';
-import { buildAccessRequest, coversQuery, durationString, labelValue, namePrefix, outcomeOf, requesterLabel, sessionAccessEnd, shortCommand } from './kube.ts';
+import { buildAccessRequest, coversQuery, durationString, labelValue, namePrefix, outcomeOf, requesterLabel, sessionAccessEnd, shortCommand, waitsForSession } from './kube.ts';
 import type { ApprovalRequest } from './types.ts';
 import { signWebhook, verifyWebhookSignature, webhookFromEnv } from './webhook.ts';
 
@@ -109,5 +109,20 @@ describe('webhook signatures', () => {
     expect(() => webhookFromEnv({ WARDEN_APPROVAL_WEBHOOK_URL: 'https://hooks.example.com/x' })).toThrow(/both/);
     expect(() => webhookFromEnv({ WARDEN_APPROVAL_WEBHOOK_URL: 'https://hooks.example.com/x', WARDEN_APPROVAL_WEBHOOK_SECRET: 'short' })).toThrow(/16/);
     expect(webhookFromEnv({ WARDEN_APPROVAL_WEBHOOK_URL: 'https://hooks.example.com/x', WARDEN_APPROVAL_WEBHOOK_SECRET: secret })).toBeDefined();
+  });
+});
+
+describe('waitsForSession', () => {
+  const session = buildAccessRequest({ ...request, kind: 'Session', command: undefined, durationMs: 900_000 }, 'shop', NOW);
+  const bob = { requester: { user: 'bob@example.com', groups: [] }, connection: 'orders-db' };
+
+  it('is a Session request of this requester for this connection, undecided, before its deadline', () => {
+    expect(waitsForSession(session, bob, NOW + 1000)).toBe(true);
+    expect(waitsForSession(session, bob, NOW + request.timeoutMs)).toBe(false);
+    expect(waitsForSession(decided(session, 'Denied', new Date(NOW + 1000).toISOString()), bob, NOW + 2000)).toBe(false);
+    expect(waitsForSession(decided(session, 'Approved', new Date(NOW + 1000).toISOString()), bob, NOW + 2000)).toBe(false);
+    expect(waitsForSession(session, { ...bob, requester: { user: 'mallory@example.com', groups: [] } }, NOW + 1000)).toBe(false);
+    expect(waitsForSession(session, { ...bob, connection: 'other-db' }, NOW + 1000)).toBe(false);
+    expect(waitsForSession(buildAccessRequest(request, 'shop', NOW), bob, NOW + 1000)).toBe(false);
   });
 });

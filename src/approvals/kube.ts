@@ -190,6 +190,15 @@ export function coversQuery(object: AccessRequest, query: ApprovedQuery, now: nu
   return now >= decidedAtMs - 60_000 && now < decidedAtMs + commandWindowMs;
 }
 
+/** Whether `object` is a Session request of this requester for this connection still waiting at `now` (undecided, deadline ahead). */
+export function waitsForSession(object: AccessRequest, query: Pick<ApprovalRequest, 'requester' | 'connection'>, now: number): boolean {
+  const { spec, status } = object;
+  if ((spec.kind ?? 'Command') !== 'Session' || status?.decision !== undefined) return false;
+  if (spec.requester.user !== query.requester.user || spec.connection !== query.connection) return false;
+  const deadline = Date.parse(spec.expiresAt);
+  return !Number.isNaN(deadline) && now < deadline;
+}
+
 /** Shortened one-line command text for tables and notices. */
 export function shortCommand(text: string | undefined, max = 60): string {
   if (!text) return '';
@@ -244,25 +253,7 @@ export class KubeApprovals implements Approvals {
   }
 
   async findApproved(query: ApprovedQuery): Promise<(ApprovalOutcome & { decision: 'Approved' }) | undefined> {
-    const selector = [
-      `${APPROVAL_LABELS.connection}=${query.connection}`,
-      `${APPROVAL_LABELS.requester}=${requesterLabel(query.requester.user)}`,
-      `${APPROVAL_LABELS.kind}=${query.kind}`,
-    ].join(',');
-    let items: AccessRequest[];
-    try {
-      const list = (await this.#api.listNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace: this.#o.namespace,
-        plural: RESOURCES.AccessRequest.plural,
-        labelSelector: selector,
-      })) as { items?: AccessRequest[] };
-      items = list.items ?? [];
-    } catch (error) {
-      this.#o.log?.('approvals: listing AccessRequests failed', { error: describeApiError(error) });
-      return undefined; // fail closed: no approval found
-    }
+    const items = await this.#listFor(query.requester.user, query.connection, query.kind);
     const now = this.#now();
     const window = this.#o.commandWindowMs ?? DEFAULT_COMMAND_WINDOW_MS;
     const hits = items.filter((item) => coversQuery(item, query, now, window));
@@ -271,6 +262,34 @@ export class KubeApprovals implements Approvals {
     if (!hit) return undefined;
     const outcome = outcomeOf(hit);
     return outcome?.decision === 'Approved' ? outcome : undefined;
+  }
+
+  async findWaiting(query: Pick<ApprovalRequest, 'requester' | 'connection'>): Promise<string | undefined> {
+    const items = await this.#listFor(query.requester.user, query.connection, 'Session');
+    const now = this.#now();
+    const waiting = items.filter((item) => waitsForSession(item, query, now));
+    // The newest, when there are several.
+    const created = (r: AccessRequest): number => new Date(r.metadata?.creationTimestamp ?? 0).getTime();
+    waiting.sort((a, b) => created(b) - created(a));
+    return waiting[0]?.metadata?.name;
+  }
+
+  /** This requester's requests of `kind` for `connection` (by label); none when listing fails (fail closed: nothing found). */
+  async #listFor(user: string, connection: string, kind: ApprovalRequest['kind']): Promise<AccessRequest[]> {
+    const selector = [`${APPROVAL_LABELS.connection}=${connection}`, `${APPROVAL_LABELS.requester}=${requesterLabel(user)}`, `${APPROVAL_LABELS.kind}=${kind}`].join(',');
+    try {
+      const list = (await this.#api.listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.#o.namespace,
+        plural: RESOURCES.AccessRequest.plural,
+        labelSelector: selector,
+      })) as { items?: AccessRequest[] };
+      return list.items ?? [];
+    } catch (error) {
+      this.#o.log?.('approvals: listing AccessRequests failed', { error: describeApiError(error) });
+      return [];
+    }
   }
 
   /** Withdraws every request still waiting (sidecar shutdown). */

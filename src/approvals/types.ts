@@ -63,4 +63,11 @@ export interface Approvals {
    * approval for a short window; Session access is checked at connect.
    */
   findApproved(query: Pick<ApprovalRequest, 'requester' | 'connection' | 'kind' | 'command'>): Promise<ApprovalOutcome & { decision: 'Approved' } | undefined>;
+  /**
+   * The name of a Session request of this requester for this connection that still waits for a
+   * decision (none yet, its deadline ahead): one another replica or an earlier process created, so
+   * that a reconnect names it instead of creating a second one. Optional: without it, each gateway
+   * process remembers only its own.
+   */
+  findWaiting?(query: Pick<ApprovalRequest, 'requester' | 'connection'>): Promise<string | undefined>;
 }

@@ -9,6 +9,8 @@ class MemoryApprovals implements Approvals {
   approved: (ApprovalOutcome & { decision: 'Approved' }) | undefined;
   failFind: Error | undefined;
   failCreate: Error | undefined;
+  /** What findWaiting answers: a request another replica created; an Error makes it fail. */
+  waitingElsewhere: string | Error | undefined;
 
   async request(request: ApprovalRequest): Promise<ApprovalHandle> {
     if (this.failCreate) throw this.failCreate;
@@ -32,6 +34,11 @@ class MemoryApprovals implements Approvals {
   async findApproved(): Promise<(ApprovalOutcome & { decision: 'Approved' }) | undefined> {
     if (this.failFind) throw this.failFind;
     return this.approved;
+  }
+
+  async findWaiting(): Promise<string | undefined> {
+    if (this.waitingElsewhere instanceof Error) throw this.waitingElsewhere;
+    return this.waitingElsewhere;
   }
 }
 
@@ -99,6 +106,26 @@ describe('SessionApprovalGate', () => {
     expect(await gate.admit(carol, requirement)).toMatchObject({ admitted: true, approval: { request: 'elsewhere', expiresAt: new Date(now + requirement.durationMs) } });
     approvals.approved = { decision: 'Approved', request: 'old', decidedBy: 'boss', expiresAt: new Date(now - 1) };
     expect(await gate.admit(carol, requirement)).toMatchObject({ admitted: false, request: 'req-1' });
+  });
+
+  it("names a request that another replica created and that still waits, instead of creating a second", async () => {
+    const approvals = new MemoryApprovals();
+    approvals.waitingElsewhere = 'db-other';
+    const gate = new SessionApprovalGate({ approvals, connection: 'prod/db' });
+    expect(await gate.admit(carol, requirement)).toMatchObject({
+      admitted: false,
+      request: 'db-other',
+      message: 'access to db needs approval: request db-other is waiting for a decision; connect again once it is approved',
+      events: [{ k: 'approval', request: 'prod/db-other', state: 'pending' }],
+    });
+    expect(approvals.created).toHaveLength(0);
+    // When that cannot be looked up, a request is created (the connection is refused either way).
+    approvals.waitingElsewhere = new Error('timeout');
+    expect(await gate.admit(carol, requirement)).toMatchObject({ admitted: false, request: 'req-1' });
+    // An approval found through the API still wins over a waiting request.
+    approvals.approved = { decision: 'Approved', request: 'db-other', decidedBy: 'boss' };
+    approvals.waitingElsewhere = 'db-third';
+    expect(await new SessionApprovalGate({ approvals, connection: 'prod/db' }).admit(carol, requirement)).toMatchObject({ admitted: true });
   });
 
   it('says who denied the previous request when creating the next', async () => {

@@ -94,14 +94,19 @@ export class SessionApprovalGate {
       const expiresAt = found.expiresAt ?? new Date(now + requirement.durationMs);
       if (expiresAt.getTime() > now) return this.#admitted(found.request, found.decidedBy, expiresAt);
     }
+    const waiting = (name: string): SessionAdmission => ({
+      admitted: false,
+      request: name,
+      message: `${access} needs approval: request ${name} is waiting for a decision; connect again once it is approved`,
+      events: [approvalEvent(this.#connection, { decision: 'Pending', request: name, reason: 'connection refused while the request waits' })],
+    });
     // One waiting: name it again instead of creating another.
-    if (mine !== undefined && mine.settled === undefined) {
-      return {
-        admitted: false,
-        request: mine.handle.name,
-        message: `${access} needs approval: request ${mine.handle.name} is waiting for a decision; connect again once it is approved`,
-        events: [approvalEvent(this.#connection, { decision: 'Pending', request: mine.handle.name, reason: 'connection refused while the request waits' })],
-      };
+    if (mine !== undefined && mine.settled === undefined) return waiting(mine.handle.name);
+    // One waiting that another replica or an earlier process created (its creator watches it; at
+    // its deadline it is no longer waiting, so a request nobody watches any more is not named).
+    if (approvals.findWaiting !== undefined) {
+      const elsewhere = await approvals.findWaiting({ requester, connection }).catch(() => undefined);
+      if (elsewhere !== undefined) return waiting(elsewhere);
     }
     const before = mine?.settled !== undefined && mine.settled.decision !== 'Approved' ? `${refusalText('the previous request', mine.settled)}; ` : '';
     this.#requests.delete(key);
