@@ -1,7 +1,14 @@
 // SSH gateway benchmark (issue #6): throughput of streaming BENCH_BYTES (default 1 GiB) with
 // `ssh host 'cat file' > /dev/null`, `scp host:file /dev/null` (SFTP protocol, the OpenSSH 9
-// default) and `scp -O` (legacy scp over exec), directly to sshd vs. through Warden with
-// recording on; session setup time (`ssh host true` wall time, and `ssh -tt host` until the first
+// default) and `scp -O` (legacy scp over exec), back to back in the same run to four targets:
+// `direct` (sshd), `warden` (the gateway with recording on), and two references — `bastion`, the
+// classic SSH jump host (OpenSSH ProxyJump, `ssh -J`/`scp -J`, through a second sshd from the test
+// plane, which permits TCP forwarding: the session is end to end, the jump host forwards a
+// direct-tcpip channel; ssh refuses the same sshd as jump host and destination) and
+// `ssh2-relay`, a bare ssh2 man-in-the-middle relay (bench/ssh-relay.ts: no policy, no recording,
+// no SFTP parsing; the gateway's algorithms and transport patches), the ceiling of the library
+// Warden is built on. Ratios W/direct (the issue's target), W/bastion, relay/direct,
+// bastion/direct. Then session setup time (`ssh host true` wall time, and `ssh -tt host` until the first
 // byte of the shell prompt) direct vs. through Warden; the gateway's memory with BENCH_SESSIONS
 // (default 50) concurrent interactive sessions.
 //
@@ -9,16 +16,23 @@
 //   BENCH_BYTES=268435456 BENCH_SETUP_RUNS=10 node_modules/.bin/node bench/ssh.ts
 //
 // Knobs for iterating: BENCH_KINDS (comma list of `cat`, `scp`, `scp-O`; default all three),
-// BENCH_CIPHER (passed to every client as `-c`, direct and Warden alike, e.g.
-// chacha20-poly1305@openssh.com to force what older gateways negotiated), BENCH_GATEWAY_NODE_ARGS
-// (extra Node flags for the gateway child, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; the profile
-// is written when the child exits).
+// BENCH_TARGETS (comma list of `direct`, `warden`, `bastion`, `ssh2-relay` for the transfers;
+// default all four; ratios needing a missing target read n/a), BENCH_CIPHER (passed to every client
+// as `-c`, and to the jump hop of `bastion`, e.g. chacha20-poly1305@openssh.com to force what older
+// gateways negotiated), BENCH_GATEWAY_NODE_ARGS (extra Node flags for the gateway and relay
+// children, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; the profile is written when a child exits).
 //
-// Starts its own sshd and OIDC issuer (the test plane's modules) and the gateway in a child
-// process (this same file with `--gateway`, config JSON on stdin), so the gateway's RSS and CPU
-// are its own. The clients are the real OpenSSH ssh and scp; the token reaches the gateway's
-// keyboard-interactive prompt through SSH_ASKPASS (SSH_ASKPASS_REQUIRE=force). Direct runs log in
-// with the plane's client key. Progress on stderr, the report on stdout.
+// Starts its own sshd and OIDC issuer (the test plane's modules), the gateway in a child process
+// (this same file with `--gateway`, config JSON on stdin) and the ssh2 relay in another
+// (bench/ssh-relay.ts), so that their RSS and CPU are their own (CPU per MiB from /proc); sshd's
+// CPU per MiB (all its per-connection processes, both sshds for `bastion`) is sampled from /proc
+// during each transfer (ProcessTreeCpu in support.ts). The clients are the real OpenSSH
+// ssh and scp; the token reaches the gateway's keyboard-interactive prompt through SSH_ASKPASS
+// (SSH_ASKPASS_REQUIRE=force). Direct and bastion runs log in with the plane's client keys (each
+// sshd has its own; for bastion both in a generated ssh_config passed with -F, which ssh hands on
+// to the jump hop, with the same cipher on both hops); the
+// relay accepts any login (the client's first `none` request). Progress on stderr, the report on
+// stdout.
 //
 // Data: a file of BENCH_BYTES made of one 64 MiB block of random bytes repeated (incompressible
 // for the recorder's zstd, whose window is far smaller than 64 MiB), readable by the login account.
@@ -46,7 +60,8 @@ import { startOidcIssuer } from '../test/plane/oidc.ts';
 import { capture } from '../test/plane/proc.ts';
 import { startSshd } from '../test/plane/sshd.ts';
 import { mintToken } from '../test/plane/tokens.ts';
-import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, startGatewayChild } from './support.ts';
+import type { RelayConfig } from './ssh-relay.ts';
+import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, ProcessTreeCpu, startGatewayChild } from './support.ts';
 
 const MIB = 1024 * 1024;
 const GROUP = 'bench';
@@ -184,9 +199,15 @@ interface SshGatewayChild extends GatewayChild {
   nextClosed(timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
+/** The throughput targets: sshd, the gateway, and the two references (see the header). */
+const ALL_TARGETS = ['direct', 'warden', 'bastion', 'ssh2-relay'] as const;
+type Target = (typeof ALL_TARGETS)[number];
+
+/** Extra Node flags for the gateway and relay children. */
+const gatewayNodeArgs = (): string[] => (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+
 async function startGateway(config: ChildConfig): Promise<SshGatewayChild> {
-  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-  const child = await startGatewayChild([...nodeArgs, import.meta.filename, '--gateway'], config, cleanups, { stopGraceMs: 30_000 });
+  const child = await startGatewayChild([...gatewayNodeArgs(), import.meta.filename, '--gateway'], config, cleanups, { stopGraceMs: 30_000 });
   let closedRead = 0;
   return {
     ...child,
@@ -309,6 +330,19 @@ async function driver(): Promise<void> {
       group: GROUP,
     });
     let gateway = await startGateway(childConfig('recordings'));
+    const TARGETS = (process.env.BENCH_TARGETS ?? 'direct,warden,bastion,ssh2-relay').split(',').map((t) => t.trim()).filter((t): t is Target => (ALL_TARGETS as readonly string[]).includes(t));
+    let relay: GatewayChild | undefined;
+    if (TARGETS.includes('ssh2-relay')) {
+      log('starting the ssh2 relay child (bench/ssh-relay.ts)');
+      const relayConfig: RelayConfig = { upstream: childConfig('').upstream };
+      relay = await startGatewayChild([...gatewayNodeArgs(), join(import.meta.dirname, 'ssh-relay.ts')], relayConfig, cleanups);
+    }
+    // The jump host of `bastion`: a second sshd (ssh refuses a jump host equal to the destination,
+    // "jumphost loop"), its own host key and client key, TCP forwarding allowed (test/plane/sshd.ts).
+    const jump = TARGETS.includes('bastion') ? await startSshd(join(dir, 'jump'), log) : undefined;
+    if (jump) cleanups.add('jump sshd', () => jump.stop());
+    /** The sshd listeners: their descendants' CPU is sampled during each transfer (ProcessTreeCpu). */
+    const sshdPids = await Promise.all(['sshd', ...(jump ? ['jump'] : [])].map(async (d) => Number((await readFile(join(dir, d, 'sshd.pid'), 'utf8')).trim())));
 
     // ---- client options
     const askpass = join(dir, 'askpass.sh');
@@ -318,31 +352,54 @@ async function driver(): Promise<void> {
     const wardenKnownHosts = join(dir, 'warden_known_hosts');
     const writeKnownHosts = (g: SshGatewayChild): Promise<void> => writeFile(wardenKnownHosts, `[127.0.0.1]:${g.port} ${g.publicKey}\n`);
     await writeKnownHosts(gateway);
+    const relayKnownHosts = join(dir, 'relay_known_hosts');
+    if (relay) await writeFile(relayKnownHosts, `[127.0.0.1]:${relay.port} ${String(relay.ready.publicKey)}\n`);
     const cipher = process.env.BENCH_CIPHER;
-    const common = [...(cipher ? ['-c', cipher] : []), '-F', '/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'LogLevel=ERROR', '-o', 'ControlMaster=no', '-o', 'ConnectTimeout=20'];
-    type Target = 'direct' | 'warden';
+    const common = [...(cipher ? ['-c', cipher] : []), '-o', 'StrictHostKeyChecking=yes', '-o', 'LogLevel=ERROR', '-o', 'ControlMaster=no', '-o', 'ConnectTimeout=20'];
+    const keyLogin = ['-o', `UserKnownHostsFile=${ssh.knownHostsFile}`, '-o', 'IdentitiesOnly=yes', '-i', ssh.privateKeyFile, '-o', 'PreferredAuthentications=publickey'];
+    // ssh runs the jump hop as `ssh -W … -F <this file> <jump>`: command-line options do not reach
+    // it (ssh(1), -J), a config file does. Both hops get the same cipher; each its key and host key.
+    const bastionConfig = join(dir, 'bastion_ssh_config');
+    if (jump) {
+      await writeFile(
+        bastionConfig,
+        [
+          ...(cipher ? [`Ciphers ${cipher}`] : []),
+          'StrictHostKeyChecking yes', 'LogLevel ERROR', 'ControlMaster no', 'ConnectTimeout 20', 'IdentitiesOnly yes', 'PreferredAuthentications publickey',
+          `UserKnownHostsFile ${ssh.knownHostsFile} ${jump.info.knownHostsFile}`,
+          `IdentityFile ${ssh.privateKeyFile}`,
+          `IdentityFile ${jump.info.privateKeyFile}`,
+          '',
+        ].join('\n'),
+      );
+    }
+    const plainEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C' };
     const clientEnv: Record<Target, NodeJS.ProcessEnv> = {
-      direct: { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C' },
-      warden: { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C', SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', WARDEN_TOKEN_FILE: tokenFile, DISPLAY: ':0' },
+      direct: plainEnv,
+      warden: { ...plainEnv, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', WARDEN_TOKEN_FILE: tokenFile, DISPLAY: ':0' },
+      bastion: plainEnv,
+      'ssh2-relay': plainEnv,
     };
     const options: Record<Target, string[]> = {
-      direct: [...common, '-o', `UserKnownHostsFile=${ssh.knownHostsFile}`, '-o', 'IdentitiesOnly=yes', '-i', ssh.privateKeyFile, '-o', 'PreferredAuthentications=publickey'],
-      warden: [...common, '-o', `UserKnownHostsFile=${wardenKnownHosts}`, '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=keyboard-interactive,password', '-o', 'NumberOfPasswordPrompts=1'],
+      direct: ['-F', '/dev/null', ...common, ...keyLogin],
+      warden: ['-F', '/dev/null', ...common, '-o', `UserKnownHostsFile=${wardenKnownHosts}`, '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=keyboard-interactive,password', '-o', 'NumberOfPasswordPrompts=1'],
+      bastion: ['-F', bastionConfig, ...common, ...keyLogin, '-J', `${ssh.user}@127.0.0.1:${jump?.info.port ?? 0}`],
+      // The relay accepts the client's first request (`none`): no key, no prompt.
+      'ssh2-relay': ['-F', '/dev/null', ...common, '-o', `UserKnownHostsFile=${relayKnownHosts}`, '-o', 'PubkeyAuthentication=no'],
     };
-    const port = (t: Target): number => (t === 'direct' ? ssh.port : gateway.port);
+    const port = (t: Target): number => (t === 'warden' ? gateway.port : t === 'ssh2-relay' ? relay!.port : ssh.port);
     const sshArgs = (t: Target, ...rest: string[]): string[] => [...options[t], '-p', String(port(t)), `${ssh.user}@127.0.0.1`, ...rest];
     const scpArgs = (t: Target, legacy: boolean): string[] => [...options[t], ...(legacy ? ['-O'] : []), '-P', String(port(t)), `${ssh.user}@127.0.0.1:${dataFile}`, '/dev/null'];
-    const TARGETS: Target[] = ['direct', 'warden'];
 
-    // ---- which ciphers were negotiated (ssh -v prints them)
-    const ciphers: Record<Target, string> = { direct: '?', warden: '?' };
+    // ---- which ciphers were negotiated (ssh -v prints them; for bastion, the jump hop's lines come too, same cipher)
+    const ciphers: Record<Target, string> = { direct: '?', warden: '?', bastion: '?', 'ssh2-relay': '?' };
     for (const t of TARGETS) {
       const v = await capture('ssh', ['-v', ...sshArgs(t, 'true')], { env: clientEnv[t] });
       ciphers[t] = /kex: server->client cipher: (\S+)/.exec(v.stderr)?.[1] ?? '?';
       if (v.code !== 0) throw new Error(`ssh ${t} true exited ${v.code}: ${v.stderr.trim().split('\n').slice(-3).join(' | ')}`);
       if (t === 'warden') await gateway.nextClosed();
     }
-    log(`client ciphers: direct ${ciphers.direct}, warden ${ciphers.warden}`);
+    log(`client ciphers: ${TARGETS.map((t) => `${t} ${ciphers[t]}`).join(', ')}`);
 
     // ---- throughput
     const ALL_KINDS = ['ssh cat', 'scp', 'scp -O'] as const;
@@ -354,7 +411,10 @@ async function driver(): Promise<void> {
       target: Target;
       seconds: number;
       mibPerSecond: number;
+      /** Of the Warden gateway child or the relay child. */
       gatewayCpuSeconds?: number;
+      /** Of every sshd process of the connection(s), both hops for bastion (sampled, see ProcessTreeCpu). */
+      sshdCpuSeconds?: number;
       /** Client exit → recording in the store. */
       shipSeconds?: number;
       recording?: Record<string, unknown>;
@@ -365,28 +425,36 @@ async function driver(): Promise<void> {
         log(`[${transfers.length + 1}/${KINDS.length * TARGETS.length}] ${kind} ${fmt(BYTES / MIB, 0)} MiB → ${target}`);
         const args = kind === 'ssh cat' ? sshArgs(target, `cat ${dataFile}`) : scpArgs(target, kind === 'scp -O');
         const program = kind === 'ssh cat' ? 'ssh' : 'scp';
-        const cpuBefore = target === 'warden' ? await cpuSecondsOf(gateway.pid) : 0;
+        const proxy = target === 'warden' ? gateway : target === 'ssh2-relay' ? relay : undefined;
+        const sshdCpu = new ProcessTreeCpu(sshdPids);
+        await sshdCpu.start();
+        const cpuBefore = proxy ? await cpuSecondsOf(proxy.pid) : 0;
         const r = await client(program, args, clientEnv[target]);
         if (r.code !== 0) throw new Error(`${kind} → ${target} exited ${r.code}: ${r.stderr.split('\n').slice(-3).join(' | ')}`);
         const t: Transfer = { kind, target, seconds: r.seconds, mibPerSecond: BYTES / MIB / r.seconds };
+        if (proxy) t.gatewayCpuSeconds = (await cpuSecondsOf(proxy.pid)) - cpuBefore;
         if (target === 'warden') {
-          t.gatewayCpuSeconds = (await cpuSecondsOf(gateway.pid)) - cpuBefore;
           const exited = performance.now();
           t.recording = await gateway.nextClosed(600_000);
           t.shipSeconds = (performance.now() - exited) / 1000;
           if (t.recording.shipped !== true) throw new Error(`the recording of ${kind} was not shipped: ${JSON.stringify(t.recording)}`);
         }
-        log(`    ${fmt(t.seconds, 1)} s, ${fmt(t.mibPerSecond, 1)} MiB/s${t.gatewayCpuSeconds === undefined ? '' : `, gateway CPU ${fmt(t.gatewayCpuSeconds, 1)} s, recording stored ${fmt(Number(t.recording?.storedBytes) / MIB, 0)} MiB ${fmt(t.shipSeconds ?? NaN, 1)} s after the client exited`}`);
+        // The proxies close their target connection right after the client's: let sshd's processes finish.
+        await sleep(500);
+        t.sshdCpuSeconds = await sshdCpu.stop();
+        log(`    ${fmt(t.seconds, 1)} s, ${fmt(t.mibPerSecond, 1)} MiB/s, sshd CPU ${fmt(t.sshdCpuSeconds ?? NaN, 1)} s${t.gatewayCpuSeconds === undefined ? '' : `, ${target} CPU ${fmt(t.gatewayCpuSeconds, 1)} s`}${t.recording === undefined ? '' : `, recording stored ${fmt(Number(t.recording.storedBytes) / MIB, 0)} MiB ${fmt(t.shipSeconds ?? NaN, 1)} s after the client exited`}`);
         transfers.push(t);
       }
     }
     const transferMemory = await memoryOf(gateway.pid);
+    const relayMemory = relay && (await memoryOf(relay.pid));
+    await relay?.stop();
 
     // ---- session setup
     log(`session setup: ${SETUP_RUNS} × (ssh true, ssh -tt to the first prompt byte) per target, alternating`);
-    const setup: Record<Target, { trueMs: number[]; promptMs: number[] }> = { direct: { trueMs: [], promptMs: [] }, warden: { trueMs: [], promptMs: [] } };
+    const setup: Record<'direct' | 'warden', { trueMs: number[]; promptMs: number[] }> = { direct: { trueMs: [], promptMs: [] }, warden: { trueMs: [], promptMs: [] } };
     for (let i = 0; i < SETUP_RUNS; i++) {
-      for (const target of TARGETS) {
+      for (const target of ['direct', 'warden'] as const) {
         const r = await client('ssh', sshArgs(target, 'true'), clientEnv[target]);
         if (r.code !== 0) throw new Error(`ssh ${target} true exited ${r.code}: ${r.stderr}`);
         setup[target].trueMs.push(r.seconds * 1000);
@@ -448,37 +516,60 @@ async function driver(): Promise<void> {
       `  ${versions.openssh}; gateway on Node ${versions.node} (ssh2); 2 cores shared by the clients, sshd and the gateway`,
       `  load at start: ${loadStart}`,
       `  load at end:   ${loadEnd}`,
-      `  ciphers negotiated by the OpenSSH client: direct ${ciphers.direct}; client→Warden ${ciphers.warden} (Warden→sshd: the gateway's own upstream choice)`,
+      `  ciphers negotiated by the OpenSSH client: ${TARGETS.map((t) => `${t} ${ciphers[t]}`).join('; ')} (Warden/relay→sshd: the gateway's own upstream choice)`,
       '  Warden = gateway child process with the real policy engine (AccessPolicy: shell, exec .*, sftp read-write for group bench),',
       '  the sidecar\'s SSH recording adapter over the recorder core (output and input recorded, 64 KiB events, signed zstd chunks,',
       '  fsynced spool, DirectoryStore on local disk, FailClosed). Data: a 64 MiB random block repeated (incompressible); stdout to /dev/null.',
       '  Direct logs in with a key; Warden with the token through SSH_ASKPASS (a /bin/sh script: one fork+exec per login).',
+      '  References: bastion = OpenSSH ProxyJump (-J) through a second sshd as jump host (key on both hops; a second ssh process',
+      '  runs the jump hop); ssh2-relay = a bare ssh2 relay child (bench/ssh-relay.ts: exec and sftp as raw channel streams, no',
+      '  policy, no recording, no SFTP parsing; the gateway\'s algorithms, KeyObjects and write coalescing).',
+      '  proxy CPU = the Warden gateway child or the relay child (/proc); sshd CPU = every sshd process of the transfer (both sshds for',
+      '  bastion; sampled every 200 ms, see ProcessTreeCpu). CPU per MiB is the figure to compare under load; MiB/s moves with it.',
+      ...(relayMemory ? [`  relay child after the transfers: VmRSS ${mib(relayMemory.rssKiB)} MiB, peak (VmHWM) ${mib(relayMemory.hwmKiB)} MiB`] : []),
       '',
     );
     const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
+    const msPerMiB = (seconds: number | undefined): string => (seconds === undefined ? '' : fmt((seconds * 1000) / (BYTES / MIB), 1));
     const tputRows = transfers.map((t) => [
       t.kind,
       t.target,
       fmt(t.seconds, 1),
       fmt(t.mibPerSecond, 1),
-      t.gatewayCpuSeconds === undefined ? '' : fmt((t.gatewayCpuSeconds * 1000) / (BYTES / MIB), 1),
+      msPerMiB(t.gatewayCpuSeconds),
+      t.sshdCpuSeconds === undefined ? 'n/a' : msPerMiB(t.sshdCpuSeconds),
       t.recording === undefined ? '' : fmt(Number(t.recording.storedBytes) / MIB, 0),
       t.shipSeconds === undefined ? '' : fmt(t.shipSeconds, 1),
     ]);
-    outLines.push(table(['transfer', 'target', 'seconds', 'MiB/s', 'gw CPU ms/MiB', 'recording MiB', 'stored +s'], tputRows), '');
+    outLines.push(table(['transfer', 'target', 'seconds', 'MiB/s', 'proxy CPU ms/MiB', 'sshd CPU ms/MiB', 'recording MiB', 'stored +s'], tputRows), '');
+    // Throughput ratios (a/b of MiB/s; n/a when a target was not run), and the proxies' CPU per MiB.
     const ratioRows = KINDS.map((kind) => {
-      const d = transfers.find((t) => t.kind === kind && t.target === 'direct')!;
-      const w = transfers.find((t) => t.kind === kind && t.target === 'warden')!;
-      const ratio = w.mibPerSecond / d.mibPerSecond;
-      return [kind, `${fmt(ratio * 100, 0)}%`, verdict(ratio >= TARGET_THROUGHPUT_RATIO)];
+      const of = (target: Target): Transfer | undefined => transfers.find((t) => t.kind === kind && t.target === target);
+      const ratio = (a: Target, b: Target): number => (of(a)?.mibPerSecond ?? NaN) / (of(b)?.mibPerSecond ?? NaN);
+      const pct = (x: number): string => (Number.isFinite(x) ? `${fmt(x * 100, 0)}%` : 'n/a');
+      const wDirect = ratio('warden', 'direct');
+      const cpu = (of('warden')?.gatewayCpuSeconds ?? NaN) / (of('ssh2-relay')?.gatewayCpuSeconds ?? NaN);
+      return [
+        kind,
+        pct(wDirect),
+        pct(ratio('warden', 'bastion')),
+        pct(ratio('ssh2-relay', 'direct')),
+        pct(ratio('bastion', 'direct')),
+        Number.isFinite(cpu) ? `${fmt(cpu, 1)}×` : 'n/a',
+        Number.isFinite(wDirect) ? verdict(wDirect >= TARGET_THROUGHPUT_RATIO) : 'n/a',
+      ];
     });
-    outLines.push(`Target: Warden ≥ ${TARGET_THROUGHPUT_RATIO * 100}% of direct throughput`, table(['transfer', 'W/direct', 'target'], ratioRows, 1), '');
+    outLines.push(
+      `Throughput ratios. Target (on W/direct): Warden ≥ ${TARGET_THROUGHPUT_RATIO * 100}% of direct throughput. W CPU/relay CPU: the gateway's CPU per MiB over the bare relay's`,
+      table(['transfer', 'W/direct', 'W/bastion', 'relay/direct', 'bastion/direct', 'W CPU/relay CPU', 'target'], ratioRows, 1),
+      '',
+    );
     const setupRows: string[][] = [];
     for (const [what, key] of [['ssh host true', 'trueMs'], ['ssh -tt → first prompt byte', 'promptMs']] as const) {
       const d = setup.direct[key];
       const w = setup.warden[key];
       const added = median(w) - median(d);
-      setupRows.push([what, fmt(median(d), 1), fmt(percentile(d, 90), 1), fmt(median(w), 1), fmt(percentile(w, 90), 1), fmt(added, 1), verdict(added < TARGET_SETUP_OVERHEAD_MS)]);
+      setupRows.push([what, fmt(median(d), 1), fmt(percentile(d, 90), 1), fmt(median(w), 1), fmt(percentile(w, 90), 1), fmt(added, 1), Number.isFinite(added) ? verdict(added < TARGET_SETUP_OVERHEAD_MS) : 'n/a']);
     }
     outLines.push(
       `Session setup (ms, ${SETUP_RUNS} runs each). Target: added median under ${TARGET_SETUP_OVERHEAD_MS} ms`,

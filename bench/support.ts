@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 
 // Shared by the benchmarks: what they read of a gateway child process from /proc (proc(5)).
@@ -146,4 +146,79 @@ export async function startGatewayChild(
   };
   cleanups.add('gateway child', () => handle.stop());
   return handle;
+}
+
+/** pid → ppid, CPU seconds (utime + stime) and start time (to tell a reused pid) of every process. */
+async function processTable(): Promise<Map<number, { ppid: number; cpu: number; start: string }>> {
+  const table = new Map<number, { ppid: number; cpu: number; start: string }>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (stat === '') continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After "pid (comm) ": ppid is field 4, utime 14, stime 15, starttime 22 (proc(5)).
+    table.set(Number(entry), { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, start: fields[19] ?? '' });
+  }
+  return table;
+}
+
+/**
+ * CPU seconds used by a forking server's processes (e.g. sshd: a process per connection, which
+ * forks the user's session process) over a period. Their CPU cannot be read from the listener's
+ * cutime: OpenSSH's session process is often reparented to init when the connection ends, so
+ * the listener never reaps it. Instead the listener's descendants are sampled every `intervalMs`
+ * while the period lasts and read once more at its end (an exited process that was not reaped
+ * yet still shows its times); CPU a process used after its last sample and before it was reaped
+ * is missed (at most one interval of one process).
+ */
+export class ProcessTreeCpu {
+  readonly #roots: readonly number[];
+  /** `pid/starttime` → CPU seconds when first seen (0 for processes born during the period) and last seen. */
+  readonly #seen = new Map<string, { pid: number; first: number; last: number }>();
+  #timer: NodeJS.Timeout | undefined;
+  #scanning: Promise<void> = Promise.resolve();
+
+  constructor(roots: readonly number[]) {
+    this.#roots = roots;
+  }
+
+  /** Takes the baseline, then samples every `intervalMs`. */
+  async start(intervalMs = 200): Promise<void> {
+    await this.#scan(true);
+    this.#timer = setInterval(() => {
+      this.#scanning = this.#scanning.then(() => this.#scan(false)).catch(() => undefined);
+    }, intervalMs);
+  }
+
+  /** Stops sampling; resolves with the CPU seconds used since start. */
+  async stop(): Promise<number> {
+    clearInterval(this.#timer);
+    await this.#scanning;
+    await this.#scan(false);
+    let total = 0;
+    for (const p of this.#seen.values()) total += p.last - p.first;
+    return total;
+  }
+
+  async #scan(baseline: boolean): Promise<void> {
+    const table = await processTable();
+    const inTree = new Set<number>(this.#roots);
+    // Parents before children is not guaranteed: repeat until nothing is added.
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [pid, p] of table) {
+        if (!inTree.has(pid) && inTree.has(p.ppid)) {
+          inTree.add(pid);
+          grew = true;
+        }
+      }
+    }
+    for (const [pid, p] of table) {
+      const key = `${pid}/${p.start}`;
+      const known = this.#seen.get(key);
+      // Known processes are followed even once reparented (see the class comment).
+      if (known !== undefined) known.last = Math.max(known.last, p.cpu);
+      else if (inTree.has(pid)) this.#seen.set(key, { pid, first: baseline ? p.cpu : 0, last: p.cpu });
+    }
+  }
 }
