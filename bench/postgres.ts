@@ -180,8 +180,7 @@ async function startNodeProxy(upstream: { host: string; port: number }): Promise
  * libpg-query's TurboFan tier-up would otherwise peak at ≈ 540 MiB), so the gateway child
  * measures what the sidecar runs.
  */
-const WARDEN_NODE_FLAGS =
-  process.env.BENCH_GATEWAY_BASE_FLAGS === undefined ? [...POSTGRES_GATEWAY_NODE_FLAGS] : process.env.BENCH_GATEWAY_BASE_FLAGS.split(' ').filter(Boolean);
+const WARDEN_NODE_FLAGS = [...POSTGRES_GATEWAY_NODE_FLAGS];
 
 async function startGateway(config: RunnerConfig, name: string, profile = false): Promise<ConfinedGatewayChild> {
   const prof = profile && CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [];
