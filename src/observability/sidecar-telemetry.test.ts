@@ -110,10 +110,13 @@ describe('SidecarTelemetry', () => {
     session.append({ t: 42, k: EventKind.K8sExec, id: 8, ch: 0, data: { text: 'ls\n' } });
     session.append({ t: 43, k: EventKind.K8sExec, id: 8, ch: 1, data: { text: 'a b\n' } });
     session.append({ t: 44, k: EventKind.WsMessage, id: 9, direction: 'to-client', opcode: 1, data: { b64: 'AAEC' } });
+    // kubectl exec output that masking changed is a masking hit, as terminal output is for SSH.
+    session.append({ t: 45, k: EventKind.K8sExec, id: 8, ch: 1, data: { text: '[REDACTED:email]\n' }, masked: true });
     const samples = await scrape(url);
+    expect(sampleValue(samples, SidecarMetric.MaskingHits, http)).toBe(1);
     expect(sampleValue(samples, `${SidecarMetric.UpstreamDuration}_sum`, http)).toBeCloseTo(0.04);
     expect(sampleValue(samples, SidecarMetric.Bytes, { ...http, direction: 'in' })).toBe(3);
-    expect(sampleValue(samples, SidecarMetric.Bytes, { ...http, direction: 'out' })).toBe('{"items":[]}'.length + 4 + 3);
+    expect(sampleValue(samples, SidecarMetric.Bytes, { ...http, direction: 'out' })).toBe('{"items":[]}'.length + 4 + 3 + '[REDACTED:email]\n'.length);
     await session.close('client-closed');
     recorder.stop();
   });

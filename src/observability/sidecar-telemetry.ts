@@ -385,6 +385,7 @@ class SessionWatch implements SessionObserver {
           else t.bytesOut += payloadLength(event.data);
           break;
         case EventKind.K8sExec:
+          if (event.masked) t.maskingHits += 1;
           if (event.ch === K8sExecChannel.Stdin) t.bytesIn += payloadLength(event.data);
           else if (event.ch === K8sExecChannel.Stdout || event.ch === K8sExecChannel.Stderr) t.bytesOut += payloadLength(event.data);
           break;

@@ -218,6 +218,8 @@ export interface K8sExecEvent extends EventBase<typeof EventKind.K8sExec> {
   id: number;
   ch: K8sExecChannel;
   data: Payload;
+  /** Output in which masking replaced at least one value (stdout/stderr of a masked stream). */
+  masked?: true;
 }
 
 export interface ExitEvent extends EventBase<typeof EventKind.Exit> {

@@ -8,6 +8,7 @@ import type { RecordingEvent } from '../../recorder/events.ts';
 import type { Identity } from '../auth/oidc.ts';
 import type { Approvals } from '../../approvals/types.ts';
 import type { SessionApprovalRequirement } from '../session-approval.ts';
+import type { ChannelMaskStream } from './websocket.ts';
 
 /** `http`: any HTTP service. `kubernetes`: an API server (request-info parsing, `Status` errors). */
 export const HttpFlavour = {
@@ -41,6 +42,11 @@ export interface BodyMasker {
   readonly empty: boolean;
   maskJson(value: unknown): { value: unknown; hits: readonly unknown[] };
   maskText(text: string): { text: string; hits: readonly unknown[] };
+  /**
+   * A stream masker for terminal output (Kubernetes exec/attach stdout and stderr). Absent while
+   * masking applies: such streams are refused, never relayed unmasked.
+   */
+  createStream?(): ChannelMaskStream;
 }
 
 /**
@@ -132,7 +138,12 @@ export interface HttpGatewayConfig {
    * the gateway's credentials then need the `impersonate` verb on users and groups).
    */
   impersonateCaller?: boolean;
-  /** Record masked response bodies (default true; RecordingPolicy `storeMasked`). */
+  /**
+   * Kubernetes exec/attach output that must be masked: idle time after which the output the
+   * masker holds back (a secret may continue in the next frame) is let out (default 25 ms, as SSH).
+   */
+  maskFlushMs?: number;
+  /** Record masked response bodies and exec/attach output (default true; RecordingPolicy `storeMasked`). */
   recordMasked?: boolean;
   /** Time to receive the request headers (default 30 s). */
   headersTimeoutMs?: number;

@@ -42,7 +42,16 @@ import {
 } from './headers.ts';
 import { kubernetesCommand, RequestInfoError, type RequestInfo } from './request-info.ts';
 import { BodyStream, ClientSink, createUpstreamPool, type ResponseSink, UpstreamExchange, upstreamTlsOptions } from './upstream.ts';
-import { isKubernetesChannelProtocol, type WsFrame, WsFrameParser, WsOpcode, WsProtocolError } from './websocket.ts';
+import {
+  type ChannelMaskerOutput,
+  type ChannelMaskStream,
+  isKubernetesChannelProtocol,
+  KubernetesChannelMasker,
+  type WsFrame,
+  WsFrameParser,
+  WsOpcode,
+  WsProtocolError,
+} from './websocket.ts';
 import { DEFAULTS } from '../../api/types.ts';
 import type { ApprovalHandle, ApprovalOutcome } from '../../approvals/types.ts';
 import { parseGoDuration } from '../../policy/duration.ts';
@@ -57,6 +66,13 @@ export const HTTP_GATEWAY_DEFAULTS = {
   idleTimeoutMs: 10 * 60_000,
   responseTimeoutMs: 30_000,
   approvalWaitMs: 10_000,
+  /** Idle time before masked exec/attach output held back is let out (as the SSH gateway). */
+  maskFlushMs: 25,
+  /**
+   * Largest frame of a Kubernetes exec/attach stream whose output is masked (masking needs whole
+   * payloads); the API server sends at most 32 KiB. Larger: the stream is cut.
+   */
+  maxChannelFrameBytes: 1024 * 1024,
 } as const;
 
 /** Requests held for approval remembered for retries (per requester and exact request line). */
@@ -909,6 +925,14 @@ export class HttpGateway {
       this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 403, `the gateway records exec and attach over WebSocket only, not ${upgradeHeader}; use kubectl 1.31 or newer`));
       return;
     }
+    // Kubernetes exec/attach output the subject's masking rules apply to is masked on its way back
+    // (#relayMasked). Port-forward tunnels TCP, not terminal output: relayed as before.
+    const masking = this.config.flavour === 'kubernetes' && allowed.info?.subresource !== 'portforward' ? allowed.masker : undefined;
+    const createStream = masking?.createStream?.bind(masking);
+    if (masking !== undefined && createStream === undefined) {
+      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, 'the output of this stream must be masked but the gateway has no stream masker; it is refused'));
+      return;
+    }
     let upstream: ClientRequest;
     try {
       upstream = this.#upgradeRequest(req, { ...allowed, masker: undefined } as Allowed, upgradeHeader);
@@ -928,17 +952,32 @@ export class HttpGateway {
     });
     upstream.once('upgrade', (response: IncomingMessage, upstreamSocket: Socket, upstreamHead: Buffer) => {
       record({ k: EventKind.HttpResponse, id, status: response.statusCode ?? 101, headers: recordedHeaders(response.headers as HeaderMap) });
+      const protocol = response.headers['sec-websocket-protocol'];
+      if (createStream !== undefined && !isKubernetesChannelProtocol(protocol)) {
+        // Only the binary channel protocols are parsed for masking; anything else (base64
+        // channels, watch over WebSocket) would pass unmasked: refused, fail closed.
+        upstreamSocket.destroy();
+        const reason = `the output of this stream must be masked, which the gateway does for the v1-v5.channel.k8s.io protocols only, not ${protocol ?? 'no subprotocol'}`;
+        record({ k: EventKind.Deny, reason, what: { text: `${req.method ?? 'GET'} ${(req.url ?? '').slice(0, 512)}` } });
+        this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `${reason}; use kubectl 1.31 or newer`));
+        return;
+      }
       let head101 = `HTTP/1.1 101 Switching Protocols\r\n`;
       for (let i = 0; i + 1 < response.rawHeaders.length; i += 2) head101 += `${response.rawHeaders[i]}: ${response.rawHeaders[i + 1]}\r\n`;
       socket.write(`${head101}\r\n`);
-      if (upstreamHead.length > 0) socket.write(upstreamHead);
       if (head.length > 0) upstreamSocket.write(head);
       upstreamSocket.on('error', () => socket.destroy());
       socket.on('close', () => upstreamSocket.destroy());
-      upstreamSocket.on('close', () => socket.destroy());
       this.#sockets.add(upstreamSocket);
       upstreamSocket.once('close', () => this.#sockets.delete(upstreamSocket));
-      const protocol = response.headers['sec-websocket-protocol'];
+      if (createStream !== undefined) {
+        if (session) this.#watchFrames(socket, head, undefined, upstreamHead, this.#channelRecorder(session, id));
+        this.#relayMasked(socket, upstreamSocket, upstreamHead, createStream, session ? record : undefined, id);
+        socket.pipe(upstreamSocket);
+        return;
+      }
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      upstreamSocket.on('close', () => socket.destroy());
       if (session && this.config.flavour === 'kubernetes' && isKubernetesChannelProtocol(protocol)) {
         this.#watchFrames(socket, head, upstreamSocket, upstreamHead, this.#channelRecorder(session, id));
       } else if (session && upgradeHeader.toLowerCase() === 'websocket' && response.headers['sec-websocket-accept'] !== undefined) {
@@ -968,7 +1007,7 @@ export class HttpGateway {
    * handshake first, so the parsers start on a frame boundary) and hands each frame to `onFrame`.
    * A stream that cannot be parsed, so not recorded, is cut: fail closed.
    */
-  #watchFrames(client: Socket, clientHead: Buffer, upstream: Socket, upstreamHead: Buffer, onFrame: (frame: WsFrame, fromClient: boolean) => void): void {
+  #watchFrames(client: Socket, clientHead: Buffer, upstream: Socket | undefined, upstreamHead: Buffer, onFrame: (frame: WsFrame, fromClient: boolean) => void): void {
     const watch = (from: Socket, head: Buffer, fromClient: boolean): void => {
       const parser = new WsFrameParser({ maxPayloadBytes: this.#recordCap + 1 });
       const feed = (chunk: Buffer): void => {
@@ -977,14 +1016,100 @@ export class HttpGateway {
         } catch (error) {
           this.#log('warn', 'cut a WebSocket stream that could not be recorded', { error: (error as Error).message });
           client.destroy();
-          upstream.destroy();
+          upstream?.destroy();
         }
       };
       if (head.length > 0) feed(head);
       from.on('data', feed);
     };
     watch(client, clientHead, true);
-    watch(upstream, upstreamHead, false);
+    // Without `upstream`, only the client's direction is watched (the other is terminated and
+    // recorded by #relayMasked).
+    if (upstream) watch(upstream, upstreamHead, false);
+  }
+
+  /**
+   * The target-to-client direction of a Kubernetes exec/attach stream whose output must be masked:
+   * terminated instead of piped (KubernetesChannelMasker re-frames stdout and stderr through one
+   * terminal mask stream each; everything else goes on unchanged, in order). The idle flush lets
+   * out what the masker holds back once the target has been quiet for `maskFlushMs`, so
+   * interactive output does not stall; back-pressure from the client pauses the target. A frame
+   * that cannot be parsed, or larger than maxChannelFrameBytes, cuts the stream: fail closed.
+   */
+  #relayMasked(client: Socket, upstream: Socket, upstreamHead: Buffer, createStream: () => ChannelMaskStream, record: ((event: EventInput) => void) | undefined, id: number): void {
+    const recordOriginal = this.config.recordMasked === false;
+    const masker = new KubernetesChannelMasker({ createStream, maxFrameBytes: HTTP_GATEWAY_DEFAULTS.maxChannelFrameBytes, recordOriginal });
+    const flushMs = this.config.maskFlushMs ?? HTTP_GATEWAY_DEFAULTS.maskFlushMs;
+    let timer: NodeJS.Timeout | undefined;
+    let done = false;
+    const cut = (error: unknown): void => {
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+      this.#log('warn', 'cut a Kubernetes exec/attach stream whose output could not be masked', { error: (error as Error).message });
+      client.destroy();
+      upstream.destroy();
+    };
+    const send = (out: ChannelMaskerOutput): void => {
+      if (record) for (const piece of out.records) {
+        const data = capPayload(piece.data, this.#recordCap);
+        record({
+          k: EventKind.K8sExec,
+          id,
+          ch: piece.ch as K8sExecChannel,
+          data: piece.data.length > this.#recordCap ? { ...data, truncated: true, size: piece.data.length } : data,
+          ...(piece.masked ? { masked: true as const } : {}),
+        });
+      }
+      if (out.wire.length === 0 || client.destroyed) return;
+      if (!client.write(out.wire.length === 1 ? (out.wire[0] as Buffer) : Buffer.concat(out.wire)) && !upstream.isPaused()) {
+        upstream.pause();
+        client.once('drain', () => upstream.resume());
+      }
+    };
+    const flush = (): void => {
+      timer = undefined;
+      if (done) return;
+      try {
+        send(masker.flush());
+      } catch (error) {
+        cut(error);
+      }
+    };
+    const feed = (chunk: Buffer): void => {
+      if (done) return;
+      try {
+        const out = masker.push(chunk);
+        send(out);
+        if (out.pushed) {
+          if (timer !== undefined) clearTimeout(timer);
+          timer = setTimeout(flush, flushMs);
+        }
+      } catch (error) {
+        cut(error);
+      }
+    };
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+      try {
+        send(masker.end());
+      } catch (error) {
+        cut(error);
+        return;
+      }
+      // Ended, not destroyed: what was just written still reaches the client (its idle timeout
+      // covers a client that stops reading).
+      client.end();
+    };
+    client.once('close', () => {
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+    });
+    if (upstreamHead.length > 0) feed(upstreamHead);
+    upstream.on('data', feed);
+    upstream.once('end', finish);
+    upstream.once('close', finish);
   }
 
   /**

@@ -1,9 +1,12 @@
 // WebSocket framing (RFC 6455 §5.2), I/O-free: a parser that takes chunks split anywhere and
 // yields frames with their payload unmasked, and a serializer. The gateway relays upgraded
 // connections byte for byte and runs one parser per direction beside the relay, only to record
-// what went by (Kubernetes exec/attach channels as `k8s.exec` events); it never re-frames.
+// what went by (Kubernetes exec/attach channels as `k8s.exec` events). The one exception is a
+// Kubernetes exec/attach stream whose output must be masked: `KubernetesChannelMasker` below
+// re-frames the target-to-client direction (stdout and stderr through terminal masking).
 
 import { createHash } from 'node:crypto';
+import { K8sExecChannel } from '../../recorder/events.ts';
 
 export const WsOpcode = {
   Continuation: 0x0,
@@ -51,9 +54,16 @@ export class WsFrameParser {
   readonly #max: number;
   #buffer: Buffer = Buffer.alloc(0);
   #frame: PartialFrame | undefined;
+  readonly #maxFrame: number;
 
-  constructor(options: { maxPayloadBytes?: number } = {}) {
+  /**
+   * `maxFrameBytes`: a frame declaring a larger payload is a protocol error (callers that need
+   * whole payloads set it, so memory stays bounded); default unlimited (payloads are only counted
+   * beyond `maxPayloadBytes`).
+   */
+  constructor(options: { maxPayloadBytes?: number; maxFrameBytes?: number } = {}) {
     this.#max = options.maxPayloadBytes ?? 64 * 1024;
+    this.#maxFrame = options.maxFrameBytes ?? Number.POSITIVE_INFINITY;
   }
 
   push(chunk: Buffer): WsFrame[] {
@@ -96,6 +106,7 @@ export class WsFrameParser {
       size = Number(big);
       offset = 10;
     }
+    if (size > this.#maxFrame) throw new WsProtocolError(`a frame of ${size} bytes is larger than the ${this.#maxFrame} bytes the gateway accepts here`);
     const masked = (second & 0x80) !== 0;
     if (masked) {
       if (b.length < offset + 4) return false;
@@ -138,4 +149,180 @@ export function serializeWsFrame(opcode: number, payload: Buffer, options: { fin
 export function isKubernetesChannelProtocol(protocol: string | undefined): boolean {
   // base64.channel.k8s.io variants carry text frames with an ASCII channel digit; not recorded yet.
   return protocol !== undefined && /^(v[1-5]\.)?channel\.k8s\.io$/.test(protocol.trim());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Masking Kubernetes exec/attach output (v1–v5.channel.k8s.io)
+
+/** Streaming terminal masker (src/masking/terminal.ts `createTerminalStream` fits). */
+export interface ChannelMaskStream {
+  push(chunk: Uint8Array): MaskedChunk;
+  /** Emits what is held; called when the output has been idle briefly. */
+  flush(): MaskedChunk;
+  end(): MaskedChunk;
+}
+
+export interface MaskedChunk {
+  bytes: Uint8Array;
+  /** What masking replaced; non-empty means the output was changed. */
+  hits?: readonly unknown[];
+}
+
+/** Data of one channel for the recording, in the order the client receives it. */
+export interface ChannelRecord {
+  ch: number;
+  data: Buffer;
+  /**
+   * Masking changed the client's output here. When the target's data is recorded as it came, an
+   * empty piece with `masked` marks the moment masking let out a changed value on the channel.
+   */
+  masked: boolean;
+}
+
+export interface ChannelMaskerOutput {
+  /** Bytes for the client: whole, unmasked (RFC 6455 §5.1: server frames are never masked) frames. */
+  wire: Buffer[];
+  records: ChannelRecord[];
+  /** Output went into a mask stream: the caller arms its idle flush. */
+  pushed: boolean;
+}
+
+/** Channels whose data is terminal output and is masked: stdout and stderr. */
+const MASKED_CHANNELS: ReadonlySet<number> = new Set([K8sExecChannel.Stdout, K8sExecChannel.Stderr]);
+
+/**
+ * The target-to-client direction of a Kubernetes remote-command stream, terminated so stdout and
+ * stderr can be masked. Each binary frame's first byte is the channel
+ * (k8s.io/apimachinery/pkg/util/remotecommand); data on channels 1 and 2 goes through one terminal
+ * mask stream per channel (it holds back text a secret split across frames may still need, and
+ * keeps UTF-8 characters and escape sequences whole), and what it lets out is sent as new binary
+ * frames with the same channel byte. Everything else — the error channel 3 (the exit Status),
+ * other channels, ping/pong, Close — goes on unchanged and in order; held output is flushed before
+ * channel 3 and ended before Close. A frame larger than `maxFrameBytes` (the API server sends at
+ * most 32 KiB), a masked server frame, or a fragmented text message throws `WsProtocolError`: the
+ * caller cuts the stream (fail closed).
+ *
+ * Recording: by default what the client got (masked), `masked` on the pieces masking changed; with
+ * `recordOriginal` (RecordingPolicy `storeMasked: false`) the target's frames as they came, plus an
+ * empty piece with `masked` where masking let out a changed value (the masker holds text back, so
+ * a changed value does not belong to one frame of the target).
+ */
+export class KubernetesChannelMasker {
+  readonly #parser: WsFrameParser;
+  readonly #createStream: () => ChannelMaskStream;
+  readonly #recordOriginal: boolean;
+  readonly #streams = new Map<number, ChannelMaskStream>();
+  /** Channel of a fragmented binary message still open. */
+  #open: number | undefined;
+  #closed = false;
+
+  constructor(options: { createStream: () => ChannelMaskStream; maxFrameBytes: number; recordOriginal?: boolean }) {
+    this.#parser = new WsFrameParser({ maxPayloadBytes: options.maxFrameBytes, maxFrameBytes: options.maxFrameBytes });
+    this.#createStream = options.createStream;
+    this.#recordOriginal = options.recordOriginal ?? false;
+  }
+
+  /** Bytes from the target, split anywhere. */
+  push(chunk: Buffer): ChannelMaskerOutput {
+    const out: ChannelMaskerOutput = { wire: [], records: [], pushed: false };
+    for (const frame of this.#parser.push(chunk)) this.#frame(frame, out);
+    return out;
+  }
+
+  /** Lets out the output the mask streams hold (the target has been quiet for a moment). */
+  flush(): ChannelMaskerOutput {
+    const out: ChannelMaskerOutput = { wire: [], records: [], pushed: false };
+    for (const [ch, stream] of this.#streams) this.#emit(ch, stream.flush(), out);
+    return out;
+  }
+
+  /** The target's stream ended: lets out everything held. Idempotent. */
+  end(): ChannelMaskerOutput {
+    const out: ChannelMaskerOutput = { wire: [], records: [], pushed: false };
+    this.#end(out);
+    return out;
+  }
+
+  #frame(frame: WsFrame, out: ChannelMaskerOutput): void {
+    // RFC 6455 §5.5.1: nothing follows a Close frame; whatever does is dropped, not relayed.
+    if (this.#closed) return;
+    if (frame.masked) throw new WsProtocolError('the target sent a masked frame (RFC 6455 §5.1: server frames are never masked)');
+    switch (frame.opcode) {
+      case WsOpcode.Close:
+        this.#end(out);
+        out.wire.push(serializeWsFrame(WsOpcode.Close, frame.payload));
+        return;
+      case WsOpcode.Ping:
+      case WsOpcode.Pong:
+        out.wire.push(serializeWsFrame(frame.opcode, frame.payload, { fin: frame.fin }));
+        return;
+      case WsOpcode.Text:
+        if (!frame.fin) throw new WsProtocolError('the target sent a fragmented text message, which is not part of the Kubernetes channel protocol');
+        out.wire.push(serializeWsFrame(WsOpcode.Text, frame.payload));
+        return;
+      case WsOpcode.Binary: {
+        if (this.#open !== undefined) throw new WsProtocolError('a new message started inside a fragmented one (RFC 6455 §5.4)');
+        if (frame.payload.length === 0) {
+          if (!frame.fin) throw new WsProtocolError('a fragmented binary message without its channel byte');
+          out.wire.push(serializeWsFrame(WsOpcode.Binary, frame.payload));
+          return;
+        }
+        const ch = frame.payload[0] as number;
+        if (!frame.fin) this.#open = ch;
+        this.#data(ch, frame.payload.subarray(1), frame.fin, out);
+        return;
+      }
+      case WsOpcode.Continuation: {
+        const ch = this.#open;
+        if (ch === undefined) throw new WsProtocolError('a continuation frame outside a message (RFC 6455 §5.4)');
+        if (frame.fin) this.#open = undefined;
+        if (frame.payload.length > 0) this.#data(ch, frame.payload, false, out);
+        return;
+      }
+      default:
+        throw new WsProtocolError(`unknown WebSocket opcode ${frame.opcode}`);
+    }
+  }
+
+  /**
+   * One frame's data on channel `ch`. Fragments of a message go out as whole messages of their
+   * own, each with the channel byte (the channel protocol is a byte stream per channel, so this
+   * changes nothing for the client, and the gateway's own frames can never land inside an open
+   * message).
+   */
+  #data(ch: number, data: Buffer, whole: boolean, out: ChannelMaskerOutput): void {
+    if (MASKED_CHANNELS.has(ch) && data.length > 0) {
+      let stream = this.#streams.get(ch);
+      if (stream === undefined) {
+        stream = this.#createStream();
+        this.#streams.set(ch, stream);
+      }
+      out.pushed = true;
+      this.#emit(ch, stream.push(data), out, data);
+      return;
+    }
+    // The exit Status follows the output it ends: let out what is held first.
+    if (ch === K8sExecChannel.Error) for (const [held, stream] of this.#streams) this.#emit(held, stream.flush(), out);
+    if (whole || data.length > 0) out.wire.push(serializeWsFrame(WsOpcode.Binary, Buffer.concat([Buffer.of(ch), data])));
+    out.records.push({ ch, data, masked: false });
+  }
+
+  #emit(ch: number, result: MaskedChunk, out: ChannelMaskerOutput, original?: Buffer): void {
+    const hit = (result.hits?.length ?? 0) > 0;
+    const bytes = Buffer.from(result.bytes.buffer, result.bytes.byteOffset, result.bytes.byteLength);
+    if (bytes.length > 0) out.wire.push(serializeWsFrame(WsOpcode.Binary, Buffer.concat([Buffer.of(ch), bytes])));
+    if (!this.#recordOriginal) {
+      if (bytes.length > 0) out.records.push({ ch, data: bytes, masked: hit });
+      return;
+    }
+    if (original !== undefined) out.records.push({ ch, data: original, masked: false });
+    if (hit) out.records.push({ ch, data: Buffer.alloc(0), masked: true });
+  }
+
+  #end(out: ChannelMaskerOutput): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const [ch, stream] of this.#streams) this.#emit(ch, stream.end(), out);
+    this.#streams.clear();
+  }
 }
