@@ -238,6 +238,17 @@ describe('plain HTTP requests held for approval (curl)', () => {
     const retry = await post();
     expect(retry.stdout.trim().split('\n').at(-1)).toBe('200');
     expect(echo.requests.filter((r) => r.url === '/transfer')).toEqual([expect.objectContaining({ method: 'POST', bodyBytes: 9 })]);
+
+    // The approval is used up: the same request again, within the command window, is held again
+    // under a new AccessRequest and does not reach the target.
+    const again = await post();
+    const [againBody, againStatus] = [again.stdout.trim().split('\n')[0], again.stdout.trim().split('\n').at(-1)];
+    expect(againStatus).toBe('403');
+    const againError = (JSON.parse(againBody ?? '{}') as { error: { code: string; message: string } }).error;
+    expect(againError.code).toBe('WARDEN_HTTP_APPROVAL_PENDING');
+    expect(againError.message).not.toContain(`request ${request.metadata.name} `);
+    expect((await ap.list()).filter((r) => r.spec.command?.text === request.spec.command?.text)).toHaveLength(2);
+    expect(echo.requests.filter((r) => r.url === '/transfer')).toHaveLength(1);
   });
   it('binds the approval to the body: a retry with another body is a new request, the approved body goes through', async () => {
     const token = await mintToken(plane.oidc, { user: 'gus', groups: ['finance'] });

@@ -219,6 +219,11 @@ export class HttpGateway {
   readonly #credentials: UpstreamCredentials;
   readonly #gate: SessionApprovalGate;
   readonly #pending = new Map<string, { handle: ApprovalHandle; answered: boolean; settled?: ApprovalOutcome }>();
+  /**
+   * Approved Command requests already used to forward their request: an approval lets the exact
+   * request through once (per gateway process), not again for the rest of the command window.
+   */
+  readonly #spentApprovals = new Set<string>();
 
   private constructor(config: HttpGatewayConfig) {
     this.config = config;
@@ -569,7 +574,8 @@ export class HttpGateway {
     } catch (error) {
       throw unavailable(`approvals cannot be checked right now (${oneLine((error as Error).message)})`);
     }
-    if (found !== undefined) {
+    // An approval used once already covers nothing more: the request is held again (a new request).
+    if (found !== undefined && this.#spend(found.request)) {
       session?.record(approvalEvent(this.config.connection, found));
       return found.request;
     }
@@ -652,7 +658,10 @@ export class HttpGateway {
       );
     }
     session?.record(approvalEvent(this.config.connection, result));
-    if (result.decision === 'Approved') return result.request;
+    if (result.decision === 'Approved') {
+      this.#spend(result.request);
+      return result.request;
+    }
     throw new HttpGatewayError(HttpGatewayErrorCode.ApprovalDenied, 403, refusalText(`${method} ${(req.url ?? '').slice(0, 200)}`, result));
   }
 
@@ -1165,6 +1174,17 @@ export class HttpGateway {
         data: message.size > cap ? { ...data, truncated: true, size: message.size } : data,
       });
     };
+  }
+
+  /** Marks an approval used; false when it was used already. Bounded: the oldest are forgotten first. */
+  #spend(request: string): boolean {
+    if (this.#spentApprovals.has(request)) return false;
+    if (this.#spentApprovals.size >= MAX_PENDING_APPROVALS) {
+      const oldest = this.#spentApprovals.values().next().value;
+      if (oldest !== undefined) this.#spentApprovals.delete(oldest);
+    }
+    this.#spentApprovals.add(request);
+    return true;
   }
 
   #refuseRaw(socket: Socket, error: unknown): void {
