@@ -4,7 +4,7 @@
 // that its CPU per MiB is read from /proc like the gateway child's. Not a product entry point.
 //
 // What it shares with the gateway, so that the comparison is fair (src/sidecar/ssh/gateway.ts):
-// the algorithms offered to clients (CLIENT_ALGORITHMS), ssh2's transport patches
+// the algorithms offered to clients (clientAlgorithms), ssh2's transport patches
 // (`useKeyObjectsInSsh2`, `coalesceWrites` on the accepted sockets; transport.ts) and the target
 // connection itself (`connectUpstream`: UPSTREAM_ALGORITHMS, the pinned host key, coalesced
 // writes, the plane's key).
@@ -23,7 +23,7 @@ import { type AddressInfo, createServer, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import ssh2, { type ClientChannel, type Connection, type ServerChannel } from 'ssh2';
-import { CLIENT_ALGORITHMS } from '../src/sidecar/ssh/config.ts';
+import { clientAlgorithms } from '../src/sidecar/ssh/config.ts';
 import { generateHostKey } from '../src/sidecar/ssh/gateway.ts';
 import { coalesceWrites, ssh2NativeCrypto, useKeyObjectsInSsh2 } from '../src/sidecar/ssh/transport.ts';
 import { connectUpstream, parsePins } from '../src/sidecar/ssh/upstream.ts';
@@ -115,13 +115,7 @@ async function main(): Promise<void> {
   const server = new ssh2.Server(
     {
       hostKeys: [hostKey],
-      algorithms: {
-        kex: [...CLIENT_ALGORITHMS.kex],
-        serverHostKey: [...CLIENT_ALGORITHMS.serverHostKey],
-        cipher: [...CLIENT_ALGORITHMS.cipher],
-        hmac: [...CLIENT_ALGORITHMS.hmac],
-        compress: [...CLIENT_ALGORITHMS.compress],
-      },
+      algorithms: clientAlgorithms(),
       ident: 'ssh2-relay',
     },
     (conn) => onClient(conn, config, privateKey),

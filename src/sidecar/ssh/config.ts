@@ -4,6 +4,7 @@
  * configuration (src/sidecar/config.ts) is mapped onto {@link SshGatewayConfig} by the sidecar
  * entry point; tests build one directly.
  */
+import type { Algorithms } from 'ssh2';
 import type { RuleEffect, Subject } from '../../api/types.ts';
 import type { PolicySubject, SshCommand } from '../../policy/command.ts';
 import type { RecordingEvent } from '../../recorder/events.ts';
@@ -26,6 +27,17 @@ export const CLIENT_ALGORITHMS = {
   hmac: ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com'],
   compress: ['none'],
 } as const;
+
+/** {@link CLIENT_ALGORITHMS} as ssh2's Server takes them (fresh, mutable arrays). */
+export function clientAlgorithms(): Algorithms {
+  return {
+    kex: [...CLIENT_ALGORITHMS.kex],
+    serverHostKey: [...CLIENT_ALGORITHMS.serverHostKey],
+    cipher: [...CLIENT_ALGORITHMS.cipher],
+    hmac: [...CLIENT_ALGORITHMS.hmac],
+    compress: [...CLIENT_ALGORITHMS.compress],
+  };
+}
 
 /**
  * Towards the target: still modern-first, but a little broader (ECDH over NIST curves, RSA host keys

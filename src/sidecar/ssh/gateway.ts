@@ -17,7 +17,7 @@ import { EventKind, Protocol } from '../../recorder/events.ts';
 import { AuthError, AuthErrorCode } from '../auth/errors.ts';
 import type { Identity } from '../auth/oidc.ts';
 import { type ConnectionContext, DENIED_EXIT_STATUS, handleSession, UPSTREAM_FAILED_EXIT_STATUS } from './channels.ts';
-import { CLIENT_ALGORITHMS, type SshDecision, type SshGatewayConfig, type SshSessionInfo } from './config.ts';
+import { clientAlgorithms, type SshDecision, type SshGatewayConfig, type SshSessionInfo } from './config.ts';
 import { SshGatewayError, SshGatewayErrorCode } from './errors.ts';
 import { handleDirectTcpip, RemoteForwards } from './forward.ts';
 import { generateEd25519HostKey, type PinnedHostKey } from './host-keys.ts';
@@ -84,13 +84,7 @@ export class SshGateway {
     this.#server = new Server(
       {
         hostKeys: [config.hostKey],
-        algorithms: {
-          kex: [...CLIENT_ALGORITHMS.kex],
-          serverHostKey: [...CLIENT_ALGORITHMS.serverHostKey],
-          cipher: [...CLIENT_ALGORITHMS.cipher],
-          hmac: [...CLIENT_ALGORITHMS.hmac],
-          compress: [...CLIENT_ALGORITHMS.compress],
-        },
+        algorithms: clientAlgorithms(),
         ident: 'Warden',
       },
       (client, info) => this.#accept(client, info),
