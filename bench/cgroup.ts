@@ -123,12 +123,13 @@ export async function startConfinedGatewayChild(
   config: unknown,
   cleanups: Cleanups,
   log: (message: string) => void,
+  options: { stopGraceMs?: number } = {},
 ): Promise<ConfinedGatewayChild> {
   const limit = gatewayMemoryLimitMiB();
   const group = limit > 0 ? await createMemoryCgroup(`warden-bench-${name}`, limit) : undefined;
   // Registered before the child, so that its removal (cleanups run in reverse) comes after the child's stop.
   if (typeof group === 'object') cleanups.add(`memory cgroup ${name}`, async () => await group.remove());
-  const child = await startGatewayChild(args, config, cleanups, typeof group === 'object' ? { cgroupProcsFile: group.procsFile } : {});
+  const child = await startGatewayChild(args, config, cleanups, { ...options, ...(typeof group === 'object' ? { cgroupProcsFile: group.procsFile } : {}) });
   log(`gateway child (${name}): ${describeConfinement(group, undefined)}`);
   return {
     child,

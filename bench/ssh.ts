@@ -61,6 +61,7 @@ import { capture } from '../test/plane/proc.ts';
 import { startSshd } from '../test/plane/sshd.ts';
 import { mintToken } from '../test/plane/tokens.ts';
 import type { RelayConfig } from './ssh-relay.ts';
+import { startConfinedGatewayChild } from './cgroup.ts';
 import { Cleanups, cpuSecondsOf, type GatewayChild, memoryOf, ProcessTreeCpu, startGatewayChild } from './support.ts';
 
 const MIB = 1024 * 1024;
@@ -197,6 +198,8 @@ interface SshGatewayChild extends GatewayChild {
   publicKey: string;
   /** The next recording to reach the store (in order of closing). */
   nextClosed(timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Its memory cgroup's limit, peak charge and OOM kills (bench/cgroup.ts), for the report. */
+  confinement(): Promise<string>;
 }
 
 /** The throughput targets: sshd, the gateway, and the two references (see the header). */
@@ -206,11 +209,13 @@ type Target = (typeof ALL_TARGETS)[number];
 /** Extra Node flags for the gateway and relay children. */
 const gatewayNodeArgs = (): string[] => (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 
-async function startGateway(config: ChildConfig): Promise<SshGatewayChild> {
-  const child = await startGatewayChild([...gatewayNodeArgs(), import.meta.filename, '--gateway'], config, cleanups, { stopGraceMs: 30_000 });
+/** In a memory cgroup limited as its container is (BENCH_GATEWAY_MEMORY_LIMIT, bench/cgroup.ts). */
+async function startGateway(config: ChildConfig, name: string): Promise<SshGatewayChild> {
+  const { child, confinement } = await startConfinedGatewayChild(name, [...gatewayNodeArgs(), import.meta.filename, '--gateway'], config, cleanups, log, { stopGraceMs: 30_000 });
   let closedRead = 0;
   return {
     ...child,
+    confinement,
     publicKey: String(child.ready.publicKey),
     nextClosed: async (timeoutMs = 120_000) => {
       const m = await child.waitFor((ms) => ms.filter((x) => x.closed === true)[closedRead], timeoutMs, 'a recording to reach the store');
@@ -329,7 +334,7 @@ async function driver(): Promise<void> {
       recordingDir: join(dir, name),
       group: GROUP,
     });
-    let gateway = await startGateway(childConfig('recordings'));
+    let gateway = await startGateway(childConfig('recordings'), 'ssh-transfers');
     const TARGETS = (process.env.BENCH_TARGETS ?? 'direct,warden,bastion,ssh2-relay').split(',').map((t) => t.trim()).filter((t): t is Target => (ALL_TARGETS as readonly string[]).includes(t));
     let relay: GatewayChild | undefined;
     if (TARGETS.includes('ssh2-relay')) {
@@ -468,8 +473,9 @@ async function driver(): Promise<void> {
 
     // ---- many sessions, on a fresh gateway child
     const transferReport = await gateway.stop();
+    const transferConfinement = await gateway.confinement();
     log(`${SESSIONS} concurrent interactive sessions through a fresh gateway child`);
-    gateway = await startGateway(childConfig('recordings-many'));
+    gateway = await startGateway(childConfig('recordings-many'), 'ssh-sessions');
     await writeKnownHosts(gateway);
     await sleep(500);
     const idle = await memoryOf(gateway.pid);
@@ -505,6 +511,7 @@ async function driver(): Promise<void> {
     clearInterval(sampler);
     const afterClose = await memoryOf(gateway.pid);
     const manyReport = await gateway.stop();
+    const manyConfinement = await gateway.confinement();
     const loadEnd = await uptime();
 
     // ---- report
@@ -579,12 +586,14 @@ async function driver(): Promise<void> {
     outLines.push(
       `Gateway during the transfers and setup runs: VmRSS ${mib(transferMemory.rssKiB)} MiB after the transfers, peak (VmHWM) ${mib(transferMemory.hwmKiB)} MiB`,
       `  ${JSON.stringify(transferReport ?? {})}`,
+      `  ${transferConfinement}`,
       `${opened}/${SESSIONS} concurrent interactive sessions (ssh -tt, all started at once; every prompt in ${fmt(openSeconds, 1)} s), then \`ls -la /usr/bin | head -200\` in each:`,
       `  RSS idle ${mib(idle.rssKiB)} MiB; all prompts shown ${mib(connected.rssKiB)} MiB (peak while connecting ${mib(connectPeak)} MiB); after the command ${mib(afterCommand.rssKiB)} MiB (${fmt((afterCommand.rssKiB - idle.rssKiB) / Math.max(1, opened), 0)} KiB per session over idle); after all closed ${mib(afterClose.rssKiB)} MiB`,
       `  peak RSS: sampled every 20 ms ${mib(Math.max(peak, afterClose.rssKiB))} MiB; VmHWM ${mib(afterClose.hwmKiB)} MiB`,
       `  recordings stored: ${recordedMany.filter((r) => r.status === 'fulfilled' && r.value.shipped === true).length}/${SESSIONS}`,
       ...(openErrors.length > 0 ? [`  errors: ${[...new Set(openErrors)].join('; ')}`] : []),
       `  ${JSON.stringify(manyReport ?? {})}`,
+      `  ${manyConfinement}`,
       '',
     );
     process.stdout.write(`${outLines.join('\n')}\n`);
