@@ -55,7 +55,7 @@ describe('SidecarTelemetry', () => {
     const session = recorder.startSession({ sessionId: 's-1', ...PG, clientAddress: '127.0.0.1:5000' });
     session.append({ t: 1, k: EventKind.Auth, ok: true, method: 'oidc', user: 'alice', groups: ['dba'] });
     session.append({ t: 2, k: EventKind.SqlQuery, id: 1, text: { text: 'select email from customers' }, class: 'select', decision: 'allow', rule: 'p/read' });
-    session.append({ t: 3, k: EventKind.SqlResult, id: 1, columns: ['email'], rows: [['a***@x']], rowCount: 1, masked: true, durationMs: 2.5 });
+    session.append({ t: 3, k: EventKind.SqlResult, id: 1, columns: ['email'], rows: [['a***@x']], rowCount: 1, bytes: 17, masked: true, durationMs: 2.5 });
     session.append({ t: 4, k: EventKind.SqlQuery, id: 2, text: { text: 'drop table customers' }, class: 'ddl', decision: 'deny', rule: 'p/no-ddl' });
     session.append({ t: 4, k: EventKind.Deny, reason: 'no DDL', rule: 'p/no-ddl' });
     session.append({ t: 5, k: EventKind.SqlQuery, id: 3, text: { text: 'delete from orders' }, class: 'dml', decision: 'approval' });
@@ -70,6 +70,8 @@ describe('SidecarTelemetry', () => {
     expect(sampleValue(samples, SidecarMetric.MaskingHits, PG)).toBe(1);
     const statementBytes = ['select email from customers', 'drop table customers', 'delete from orders'].join('').length;
     expect(sampleValue(samples, SidecarMetric.Bytes, { ...PG, direction: 'in' })).toBe(statementBytes);
+    // Result rows as the DataRow bytes sent to the client.
+    expect(sampleValue(samples, SidecarMetric.Bytes, { ...PG, direction: 'out' })).toBe(17);
     expect(sampleValue(samples, `${SidecarMetric.UpstreamDuration}_count`, PG)).toBe(1);
     expect(sampleValue(samples, `${SidecarMetric.UpstreamDuration}_sum`, PG)).toBeCloseTo(0.0025);
     expect(sampleValue(samples, `${SidecarMetric.UpstreamDuration}_bucket`, { ...PG, le: '0.005' })).toBe(1);

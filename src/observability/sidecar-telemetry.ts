@@ -306,6 +306,7 @@ class SessionWatch implements SessionObserver {
           this.#decided(event.decision, event.id, event.rule, EventKind.SqlQuery, event.class);
           break;
         case EventKind.SqlResult:
+          if (event.bytes !== undefined) t.bytesOut += event.bytes;
           if (event.masked) t.maskingHits += 1;
           if (event.durationMs !== undefined) observeDuration(t, event.durationMs / 1000);
           if (this.#commandSpans && event.id !== undefined) {

@@ -155,6 +155,8 @@ export interface SqlResultEvent extends EventBase<typeof EventKind.SqlResult> {
   rows: Array<Array<string | null>>;
   /** Rows the server returned in total, whether or not all are stored. */
   rowCount: number;
+  /** Bytes of the DataRow messages sent to the client for this result, all rows (after masking). */
+  bytes?: number;
   truncated?: true;
   /** The CommandComplete tag, e.g. `SELECT 3`. */
   tag?: string;

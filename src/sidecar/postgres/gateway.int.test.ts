@@ -467,7 +467,7 @@ describe('PostgreSQL gateway: recording', () => {
     recorders.length = 0;
     const c = client(gateway, await token());
     await c.connect();
-    await c.query({ text: 'SELECT id, owner FROM accounts WHERE id >= $1 ORDER BY id', values: [1] });
+    const selected = await c.query<{ id: number; owner: string }>({ text: 'SELECT id, owner FROM accounts WHERE id >= $1 ORDER BY id', values: [1] });
     await expect(c.query('DELETE FROM accounts')).rejects.toThrow();
     await c.end();
     await sleep(100);
@@ -481,6 +481,9 @@ describe('PostgreSQL gateway: recording', () => {
     const result = events.find((e): e is SqlResultEvent => e.k === 'sql.result')!;
     expect(result).toMatchObject({ columns: ['id', 'owner'], rows: [['1', 'alice']], rowCount: 2, truncated: true, tag: 'SELECT 2' });
     expect(typeof result.durationMs).toBe('number');
+    // Every row's DataRow bytes (type 1, length 4, column count 2, per value length 4 + text), stored rows or not.
+    const rowBytes = selected.rows.reduce((sum, row) => sum + 7 + [String(row.id), row.owner].reduce((n, v) => n + 4 + Buffer.byteLength(v), 0), 0);
+    expect(result.bytes).toBe(rowBytes);
     expect(events.map((e) => e.k)).toEqual(expect.arrayContaining(['session.start', 'auth', 'deny', 'session.end']));
   });
 });

@@ -183,6 +183,8 @@ interface ResultState {
   plan: Array<{ byName: boolean; kind: 'text' | 'json' | 'opaque' }> | undefined;
   rows: Array<Array<string | null>>;
   rowCount: number;
+  /** Bytes of the DataRow messages sent to the client (after masking). */
+  bytes: number;
   masked: boolean;
 }
 
@@ -1401,7 +1403,7 @@ export class PostgresSession {
     const sources = statement?.outputSources;
     const known = fields ? this.#plans.get(fields) : undefined;
     if (known && known.sources === sources) {
-      return { id, started, fields, names: known.names, plan: known.plan, rows: [], rowCount: 0, masked: false };
+      return { id, started, fields, names: known.names, plan: known.plan, rows: [], rowCount: 0, bytes: 0, masked: false };
     }
     const names = (fields ?? []).map((field, i) => {
       const set = new Set([field.name.toLowerCase()]);
@@ -1417,7 +1419,7 @@ export class PostgresSession {
       }));
     }
     if (fields) this.#plans.set(fields, { sources, names, plan });
-    return { id, started, fields, names, plan, rows: [], rowCount: 0, masked: false };
+    return { id, started, fields, names, plan, rows: [], rowCount: 0, bytes: 0, masked: false };
   }
 
   #onDataRow(f: BackendFrame, head: Pending | undefined): void {
@@ -1431,13 +1433,13 @@ export class PostgresSession {
     const wantRecord = this.#recorder !== undefined && r !== undefined && r.rows.length < cap;
     if (!this.#masker) {
       if (wantRecord) r.rows.push(this.#rowText(backend.decodeDataRow(f.body), r.fields));
-      this.#toClient(f.raw);
+      this.#rowToClient(r, f.raw);
       return;
     }
     const values = backend.decodeDataRow(f.body);
     if (!r?.plan || r.plan.length !== values.length) {
       // Masking is on but the columns are unknown: fail closed.
-      this.#toClient(backend.dataRow(values.map(() => null)));
+      this.#rowToClient(r, backend.dataRow(values.map(() => null)));
       return;
     }
     let changed = false;
@@ -1486,7 +1488,13 @@ export class PostgresSession {
     }
     if (changed) r.masked = true;
     if (recorded) r.rows.push(recorded);
-    this.#toClient(changed ? backend.dataRow(out) : f.raw);
+    this.#rowToClient(r, changed ? backend.dataRow(out) : f.raw);
+  }
+
+  /** A DataRow on its way to the client, counted in its result's `bytes`. */
+  #rowToClient(r: ResultState | undefined, row: Buffer): void {
+    if (r) r.bytes += row.length;
+    this.#toClient(row);
   }
 
   /** One value as recorded: text when the column is text, else hex. */
@@ -1513,6 +1521,7 @@ export class PostgresSession {
       ...(r && r.rowCount > cap ? { truncated: true as const } : {}),
       ...(tag ? { tag } : {}),
       ...(r?.masked ? { masked: true } : {}),
+      ...(r && r.bytes > 0 ? { bytes: r.bytes } : {}),
       durationMs: Math.round((performance.now() - (r?.started ?? started)) * 1000) / 1000,
     });
   }
