@@ -7,7 +7,7 @@ import type { RecordingEvent } from './events.ts';
 import { type Manifest, parseManifest } from './manifest.ts';
 import { MANIFEST_OBJECT_NAME, parseChunkObjectName } from './naming.ts';
 import type { RecordingStore, StoredObject } from './store.ts';
-import { readEvents, RecordingVerifier, type VerifyReport } from './verify.ts';
+import { type ChainPosition, readEvents, RecordingVerifier, type VerifiedChunk, type VerifyReport } from './verify.ts';
 
 export interface SessionFolderListing {
   /** Session folder key prefix, ending in `/`. */
@@ -15,7 +15,7 @@ export interface SessionFolderListing {
   /** The session id the folder is named for. */
   readonly sessionId: string;
   /** Objects named `chunk-<seq>`, in seq order. */
-  readonly chunks: readonly StoredObject[];
+  readonly chunks: ReadonlyArray<StoredObject & { readonly seq: number }>;
   readonly manifest: StoredObject | undefined;
   /** Anything else in the folder (reported by verification). */
   readonly others: readonly StoredObject[];
@@ -63,6 +63,10 @@ async function* fetchInOrder(store: RecordingStore, objects: readonly StoredObje
 export interface ReadSessionOptions {
   readonly trustedKeys: VerifyKey | readonly VerifyKey[];
   readonly decryptionKeys?: readonly EncryptionKey[];
+  /** Read from this place in the chain on (chunks before it are neither fetched nor checked again). */
+  readonly resume?: ChainPosition;
+  /** Each chunk as it is verified (see `readEvents`). */
+  readonly onChunk?: (chunk: VerifiedChunk) => void;
 }
 
 /**
@@ -78,13 +82,18 @@ export async function* readSessionEvents(
   if (listing.chunks.length === 0) {
     throw new RecorderError(RecorderErrorCode.NoChunks, `there are no chunk objects under ${store.url(listing.folder)}`);
   }
+  // Resuming: from the chunk named for that seq on; readEvents checks it is that chunk and links.
+  const from = options.resume === undefined ? 0 : listing.chunks.findIndex((c) => c.seq >= options.resume!.seq);
+  const chunks = from < 0 ? [] : listing.chunks.slice(from);
   async function* named(): AsyncGenerator<{ name: string; bytes: Uint8Array }> {
-    for await (const { key, bytes } of fetchInOrder(store, listing.chunks)) yield { name: key.slice(listing.folder.length), bytes };
+    for await (const { key, bytes } of fetchInOrder(store, chunks)) yield { name: key.slice(listing.folder.length), bytes };
   }
   yield* readEvents(named(), {
     trustedKeys: options.trustedKeys,
     sessionId: listing.sessionId,
     ...(options.decryptionKeys ? { decryptionKeys: options.decryptionKeys } : {}),
+    ...(options.resume ? { resume: options.resume } : {}),
+    ...(options.onChunk ? { onChunk: options.onChunk } : {}),
   });
 }
 

@@ -16,7 +16,7 @@ import {
   sampleEvents,
   signingKey,
 } from './test-support.ts';
-import { readEvents, type VerifyReport, verifyRecording } from './verify.ts';
+import { readEvents, type VerifiedChunk, type VerifyReport, verifyRecording } from './verify.ts';
 
 const events = sampleEvents(60);
 const clean = record(events);
@@ -232,6 +232,21 @@ describe('readEvents', () => {
       for (const chunk of clean.chunks) yield chunk.bytes;
     }
     expect(await collect(slowly())).toEqual(events);
+  });
+
+  it('reports each verified chunk, and resumes inside the chain from what it reported', async () => {
+    const seen: VerifiedChunk[] = [];
+    expect(await collect(clean.chunks, { onChunk: (c: VerifiedChunk) => seen.push(c) })).toEqual(events);
+    expect(seen.map((c) => c.seq)).toEqual(clean.chunks.map((_, i) => i));
+    expect(seen.reduce((n, c) => n + c.events, 0)).toBe(events.length);
+    expect(seen[1]?.digest).toBe(sha256Hex(chunkBytes(1)));
+    // From chunk 2 on, linked to chunk 1's digest: exactly the events after the first two chunks.
+    const before = (seen[0]?.events ?? 0) + (seen[1]?.events ?? 0);
+    const rest = clean.chunks.slice(2);
+    expect(await collect(rest, { resume: { seq: 2, prev: seen[1]?.digest } })).toEqual(events.slice(before));
+    // The chain is still checked: another predecessor digest, or the wrong first chunk, is refused.
+    await expect(collect(rest, { resume: { seq: 2, prev: seen[0]?.digest } })).rejects.toMatchObject({ code: 'CHAIN_BROKEN', seq: 2 });
+    await expect(collect(clean.chunks.slice(3), { resume: { seq: 2, prev: seen[1]?.digest } })).rejects.toMatchObject({ code: 'CHUNK_MISSING', seq: 2 });
   });
 
   it('decrypts with the key', async () => {

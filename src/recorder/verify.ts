@@ -464,6 +464,27 @@ export interface ReadEventsOptions {
   readonly decryptionKeys?: readonly EncryptionKey[];
   /** Refuse chunks of any other session; defaults to the session of the first chunk. */
   readonly sessionId?: string;
+  /**
+   * Start inside the chain: the first chunk of `source` must be chunk `seq` and name `prev` (the
+   * SHA-256 of chunk `seq - 1`, as a reader that verified it reported through `onChunk`) as its
+   * predecessor. For following a live session without reading it again from the start.
+   */
+  readonly resume?: ChainPosition;
+  /** Called after each chunk is verified, before its events are yielded. */
+  readonly onChunk?: (chunk: VerifiedChunk) => void;
+}
+
+/** A place in a session's hash chain: the next chunk's seq and the digest it must name. */
+export interface ChainPosition {
+  readonly seq: number;
+  readonly prev: string;
+}
+
+export interface VerifiedChunk {
+  readonly seq: number;
+  /** Its SHA-256, which the next chunk names as `prev`. */
+  readonly digest: string;
+  readonly events: number;
 }
 
 export type ChunkSource =
@@ -484,8 +505,8 @@ export async function* readEvents(
     ? options.trustedKeys
     : [options.trustedKeys as VerifyKey];
   let sessionId = options.sessionId;
-  let expectedSeq = 0;
-  let prev = GENESIS_PREV;
+  let expectedSeq = options.resume?.seq ?? 0;
+  let prev = options.resume?.prev ?? GENESIS_PREV;
   for await (const item of source) {
     const { name, bytes } =
       item instanceof Uint8Array ? { name: chunkObjectName(expectedSeq), bytes: item } : item;
@@ -518,6 +539,7 @@ export async function* readEvents(
       );
     }
     prev = decoded.value.digest;
+    options.onChunk?.({ seq: expectedSeq, digest: prev, events: decoded.value.events.length });
     expectedSeq += 1;
     yield* decoded.value.events;
   }

@@ -11,6 +11,7 @@ import type { Logger } from '../controller/log.ts';
 import { exportLines } from '../recorder/export.ts';
 import { EventKind, type RecordingEvent } from '../recorder/events.ts';
 import { readSessionEvents, verifySessionFolder } from '../recorder/reader.ts';
+import type { VerifiedChunk } from '../recorder/verify.ts';
 import { asciicastLines } from '../recorder/replay.ts';
 import { RecorderError } from '../recorder/errors.ts';
 import type { Identity } from '../sidecar/auth/oidc.ts';
@@ -57,6 +58,8 @@ const SECURITY_HEADERS = {
 
 /** Most events one /events response carries; the page asks again with `after`. */
 export const MAX_EVENTS_PER_RESPONSE = 5_000;
+/** Sessions whose verified chain prefix is kept for following them (least recently used dropped). */
+const FOLLOWED_SESSIONS_KEPT = 256;
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
@@ -88,6 +91,12 @@ const TERMINAL_DATA: ReadonlySet<string> = new Set([EventKind.TermStdin, EventKi
 export class UiServer {
   readonly #o: UiServerOptions;
   readonly #audit: Logger;
+  /**
+   * Per recording (store URL of its folder): the chunks this process has verified, in order from
+   * chunk 0, with their digests and event counts, so a poll for events after N resumes at the
+   * chunk holding event N + 1 instead of fetching and checking the session from its start again.
+   */
+  readonly #followed = new Map<string, VerifiedChunk[]>();
   #server: Server | undefined;
 
   constructor(options: UiServerOptions) {
@@ -245,9 +254,26 @@ export class UiServer {
     if (after === 0) audit('events');
     const omitTerminal = query.get('terminal') === '0';
     const events: Array<RecordingEvent & { n: number }> = [];
+    const key = recording.store.url(recording.folder);
+    const known = this.#followed.get(key) ?? [];
+    this.#followed.delete(key);
+    if (this.#followed.size >= FOLLOWED_SESSIONS_KEPT) this.#followed.delete(this.#followed.keys().next().value as string);
+    this.#followed.set(key, known);
+    // Skip the verified chunks whose events all lie at or before `after`.
+    let skip = 0;
     let n = 0;
+    while (skip < known.length && n + known[skip]!.events <= after) n += known[skip++]!.events;
+    const resume = skip === 0 ? undefined : { seq: skip, prev: known[skip - 1]!.digest };
+    const onChunk = (chunk: VerifiedChunk): void => {
+      if (chunk.seq === known.length) known.push(chunk);
+    };
     let more = false;
-    for await (const event of this.#read(recording)) {
+    for await (const event of readSessionEvents(recording.store, recording.folder, {
+      trustedKeys: recording.trustedKeys,
+      decryptionKeys: recording.decryptionKeys,
+      ...(resume ? { resume } : {}),
+      onChunk,
+    })) {
       n += 1;
       if (n <= after) continue;
       if (events.length >= MAX_EVENTS_PER_RESPONSE) {

@@ -27,6 +27,7 @@ import { capPayload, Decision, EventKind } from '../../src/recorder/events.ts';
 import { Recorder, type SessionRecorder } from '../../src/recorder/recorder.ts';
 import { KubeSessionObjects } from '../../src/recorder/session-objects.ts';
 import { S3Store } from '../../src/recorder/store-s3.ts';
+import { Client as MinioClient } from 'minio';
 import { redacted } from '../../src/masking/strategies.ts';
 import { SIDECAR_CONFIG_API_VERSION, SIDECAR_CONFIG_KEY, SIDECAR_CONFIG_KIND, sealSidecarConfig, serializeSidecarConfig, type SidecarConfig } from '../../src/sidecar/config.ts';
 import { createTestDatabase } from '../../src/sidecar/postgres/testing.ts';
@@ -48,6 +49,8 @@ export interface ViewerWorld {
   readonly token: (user: string, groups?: string[]) => Promise<string>;
   /** Opens a SQL session on `orders-db` (policy ops) that stays Active until the caller closes it. */
   readonly openSqlSession: () => Promise<{ rec: SessionRecorder; recorder: Recorder }>;
+  /** Deletes one object of a session's recording from the bucket (as an operator could), by its name, e.g. `chunk-00000000`. */
+  readonly removeRecordingObject: (sessionId: string, name: string) => Promise<void>;
   readonly stop: () => Promise<void>;
 }
 
@@ -324,6 +327,15 @@ export async function startViewerWorld(plane: PlaneInfo, label: string): Promise
         cleanups.push(async () => recorder.stop());
         const rec = recorder.startSession({ protocol: 'postgres', connection: `${namespace}/orders-db`, user: 'lena', groups: ['dev'] });
         return { rec, recorder };
+      },
+      removeRecordingObject: async (sessionId, name) => {
+        const minio = new MinioClient({ endPoint: plane.minio.host, port: plane.minio.port, useSSL: false, accessKey: plane.minio.accessKey, secretKey: plane.minio.secretKey, region: plane.minio.region });
+        const keys: string[] = [];
+        for await (const object of minio.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string }>) {
+          if (object.name?.endsWith(`/${sessionId}/${name}`)) keys.push(object.name);
+        }
+        if (keys.length !== 1) throw new Error(`expected one ${name} of session ${sessionId} in ${bucket}, found ${keys.length}`);
+        await minio.removeObject(bucket, keys[0]!);
       },
       stop,
     };
