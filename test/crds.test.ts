@@ -413,6 +413,21 @@ describe('the CRDs on a real API server', () => {
       cel('Connection', 'idleTimeout must not be longer than maxDuration'),
     ],
     [
+      'a Connection asking for more memory than the default limit',
+      edit(postgresConnection(), 'c-23', (c) => Object.assign(c.spec, { resources: { requests: { memory: '1Gi' } } })),
+      cel('Connection', 'the memory request is larger than the memory limit'),
+    ],
+    [
+      'a Connection whose cpu request is over its cpu limit',
+      edit(postgresConnection(), 'c-24', (c) => Object.assign(c.spec, { resources: { requests: { cpu: '2' }, limits: { cpu: '500m' } } })),
+      cel('Connection', 'the cpu request is larger than the cpu limit'),
+    ],
+    [
+      'a Connection with a memory limit that is not a Kubernetes quantity',
+      edit(postgresConnection(), 'c-25', (c) => Object.assign(c.spec, { resources: { limits: { memory: '1GB' } } })),
+      'spec.resources.limits.memory in body should match',
+    ],
+    [
       'a Connection whose name cannot name a Service',
       edit(postgresConnection(), '1-orders', () => {}),
       cel('Connection', 'must be a DNS-1035 label'),

@@ -165,6 +165,10 @@ const connectionSpec: ShapeOf<ConnectionSpec> = {
     },
   ],
   replicas: 'integer?',
+  resources: [
+    'optional',
+    { requests: ['optional', { cpu: 'string?', memory: 'string?' }], limits: ['optional', { cpu: 'string?', memory: 'string?' }] },
+  ],
   recordingPolicyRef: ['optional', localRef],
   sessionLimits: ['optional', sessionLimits],
   oidc: [

@@ -130,6 +130,8 @@ export const DEFAULTS = {
   listenerHostKeyKey: 'ssh-privatekey',
   serviceType: 'ClusterIP',
   replicas: 1,
+  /** spec.resources of the gateway container; a Connection's own values replace these one by one. */
+  gatewayResources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '512Mi' } } satisfies GatewayResources,
   oidc: { usernameClaim: 'email', groupsClaim: 'groups' },
   sftp: 'none',
   maskingStrategy: 'redact',
@@ -206,9 +208,19 @@ export interface ConnectionSpec {
   credentialsRef?: CredentialsReference;
   listener?: Listener;
   replicas?: number;
+  resources?: GatewayResources;
   recordingPolicyRef?: LocalObjectReference;
   sessionLimits?: SessionLimits;
   oidc?: OidcSettings;
+}
+
+/**
+ * The gateway container's cpu and memory requests and limits, as Kubernetes quantities in strings
+ * (`"500m"`, `"1"`, `"256Mi"`; a bare YAML number is refused: quote it).
+ */
+export interface GatewayResources {
+  requests?: { cpu?: string; memory?: string };
+  limits?: { cpu?: string; memory?: string };
 }
 
 /** postgres and ssh use host + port, kubernetes and http use url (enforced by CEL rules). */

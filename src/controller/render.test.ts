@@ -79,6 +79,13 @@ describe('renderConnection', () => {
     expect(container.args.slice(0, 1)).toEqual(['sidecar']);
   });
 
+  it("sizes the gateway container from the defaults, each entry replaced by the Connection's own", () => {
+    const containerOf = (result: ReturnType<typeof renderConnection>): any => (object(result, 'Deployment').spec as any).template.spec.containers[0];
+    expect(containerOf(renderConnection(inputs(aConnection('orders-db')))).resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '512Mi' } });
+    const sized = renderConnection(inputs(aConnection('orders-db', { resources: { requests: { memory: '256Mi' }, limits: { memory: '1Gi', cpu: '2' } } })));
+    expect(containerOf(sized).resources).toEqual({ requests: { cpu: '50m', memory: '256Mi' }, limits: { memory: '1Gi', cpu: '2' } });
+  });
+
   it('never puts a credential value into the ConfigMap, only file paths', () => {
     const result = renderConnection(inputs(aConnection('orders-db')));
     const data = (object(result, 'ConfigMap').data as Record<string, string>)['sidecar-config.json'] ?? '';

@@ -19,6 +19,7 @@ import {
   type Connection,
   type ConnectionStatus,
   DEFAULTS,
+  type GatewayResources,
   type Protocol,
   type RecordingPolicy,
   RESOURCES,
@@ -738,7 +739,7 @@ function gatewayObjects(
               ],
               readinessProbe: { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 5, failureThreshold: 2 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'health' }, periodSeconds: 10, failureThreshold: 3 },
-              resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '512Mi' } },
+              resources: gatewayResources(connection.spec.resources),
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
@@ -775,4 +776,16 @@ export function withAppliedHash(manifest: Manifest): Manifest {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The gateway container's resources: the defaults (DEFAULTS.gatewayResources), each request and
+ * limit replaced by the Connection's own value where it gives one.
+ */
+export function gatewayResources(own: GatewayResources | undefined): Required<GatewayResources> {
+  const defaults = DEFAULTS.gatewayResources as GatewayResources;
+  return {
+    requests: { ...defaults.requests, ...own?.requests },
+    limits: { ...defaults.limits, ...own?.limits },
+  };
 }
