@@ -3,6 +3,7 @@
 // API server; approvers decide by writing the AccessRequest's status with kubectl.
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -190,9 +191,8 @@ describe('Kubernetes requests held for approval', () => {
 describe('plain HTTP requests held for approval (curl)', () => {
   let http: HttpGateway;
   let echo: EchoUpstream;
-  beforeAll(async () => {
-    echo = await startEchoUpstream();
-    http = await HttpGateway.start({
+  const startPayments = async (approvalWaitMs: number): Promise<HttpGateway> =>
+    await HttpGateway.start({
       connection: `${ns}/payments`,
       flavour: 'http',
       listen: { host: '127.0.0.1', port: 0 },
@@ -210,8 +210,11 @@ describe('plain HTTP requests held for approval (curl)', () => {
         },
       }),
       approvals: ap.approvals,
-      approvalWaitMs: 1_000,
+      approvalWaitMs,
     });
+  beforeAll(async () => {
+    echo = await startEchoUpstream();
+    http = await startPayments(1_000);
   });
   afterAll(async () => {
     await http?.close();
@@ -250,6 +253,28 @@ describe('plain HTTP requests held for approval (curl)', () => {
     expect((await ap.list()).filter((r) => r.spec.command?.text === request.spec.command?.text)).toHaveLength(2);
     expect(echo.requests.filter((r) => r.url === '/transfer')).toHaveLength(1);
   });
+  it('lets one of two identical requests waiting on the same AccessRequest through, not both', async () => {
+    const patient = await startPayments(15_000);
+    try {
+      const token = await mintToken(plane.oidc, { user: 'fay', groups: ['finance'] });
+      const before = echo.requests.filter((r) => r.url === '/transfer').length;
+      const post = async (): Promise<string> =>
+        (await capture('curl', ['-s', '-w', '\n%{http_code}', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, '--data', 'amount=77', `${patient.url}/transfer`])).stdout;
+      const first = post();
+      const line = `POST /transfer (body 9 bytes, sha256:${createHash('sha256').update('amount=77').digest('hex')})`;
+      const request = await ap.waitFor('the AccessRequest', (r) => r.spec.command?.text === line && r.status?.decision === undefined, 10_000);
+      const second = post();
+      await sleep(300); // the second one is waiting on the same request by now
+      await ap.decide(request.metadata.name ?? '', 'Approved', BOSS);
+      const outcomes = await Promise.all([first, second]);
+      expect(outcomes.map((o) => o.trim().split('\n').at(-1)).sort()).toEqual(['200', '403']);
+      expect(outcomes.find((o) => o.endsWith('403'))).toMatch(/already used it|waiting for approval/);
+      expect(echo.requests.filter((r) => r.url === '/transfer').length - before).toBe(1);
+    } finally {
+      await patient.close();
+    }
+  });
+
   it('binds the approval to the body: a retry with another body is a new request, the approved body goes through', async () => {
     const token = await mintToken(plane.oidc, { user: 'gus', groups: ['finance'] });
     const post = async (body: string): Promise<string> =>

@@ -75,6 +75,9 @@ export const HTTP_GATEWAY_DEFAULTS = {
   maxChannelFrameBytes: 1024 * 1024,
 } as const;
 
+/** Kubernetes subresources whose requests switch protocols (connect requests); no other request may carry an Upgrade. */
+const UPGRADABLE_SUBRESOURCES: ReadonlySet<string> = new Set(['exec', 'attach', 'portforward', 'proxy']);
+
 /** Requests held for approval remembered for retries (per requester and exact request line). */
 const MAX_PENDING_APPROVALS = 10_000;
 /** The optional header a client states its reason in; stored in the AccessRequest. */
@@ -659,8 +662,13 @@ export class HttpGateway {
     }
     session?.record(approvalEvent(this.config.connection, result));
     if (result.decision === 'Approved') {
-      this.#spend(result.request);
-      return result.request;
+      // Identical requests waiting on the same AccessRequest: the approval lets one of them through.
+      if (this.#spend(result.request)) return result.request;
+      throw new HttpGatewayError(
+        HttpGatewayErrorCode.ApprovalDenied,
+        403,
+        `request ${result.request} was approved for one request, and an identical one already used it; send this one again to ask for its own approval`,
+      );
     }
     throw new HttpGatewayError(HttpGatewayErrorCode.ApprovalDenied, 403, refusalText(`${method} ${(req.url ?? '').slice(0, 200)}`, result));
   }
@@ -934,12 +942,24 @@ export class HttpGateway {
       this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 403, `the gateway records exec and attach over WebSocket only, not ${upgradeHeader}; use kubectl 1.31 or newer`));
       return;
     }
+    const what = { text: `${req.method ?? 'GET'} ${(req.url ?? '').slice(0, 512)}` };
+    const subresource = allowed.info?.subresource;
+    if (this.config.flavour === 'kubernetes' && (subresource === undefined || !UPGRADABLE_SUBRESOURCES.has(subresource))) {
+      // Only connect requests switch protocols. Anything else with an Upgrade header (a GET of a
+      // Secret, say) would otherwise take this path, where its answer is not masked: refused.
+      record({ k: EventKind.Deny, reason: 'only exec, attach, portforward and proxy requests can be upgraded', what });
+      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, `only exec, attach, portforward and proxy requests can switch protocols; send this request without an Upgrade header`));
+      return;
+    }
     // Kubernetes exec/attach output the subject's masking rules apply to is masked on its way back
-    // (#relayMasked). Port-forward tunnels TCP, not terminal output: relayed as before.
-    const masking = this.config.flavour === 'kubernetes' && allowed.info?.subresource !== 'portforward' ? allowed.masker : undefined;
-    const createStream = masking?.createStream?.bind(masking);
+    // (#relayMasked). Port-forward tunnels TCP, not terminal output: relayed as before. A proxied
+    // WebSocket carries anything: with masking rules, it is refused (fail closed).
+    const masking = this.config.flavour === 'kubernetes' && subresource !== 'portforward' ? allowed.masker : undefined;
+    const createStream = subresource === 'exec' || subresource === 'attach' ? masking?.createStream?.bind(masking) : undefined;
     if (masking !== undefined && createStream === undefined) {
-      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, 'the output of this stream must be masked but the gateway has no stream masker; it is refused'));
+      const reason = subresource === 'exec' || subresource === 'attach' ? 'the gateway has no stream masker' : `the gateway cannot mask a ${subresource} stream`;
+      record({ k: EventKind.Deny, reason: `the stream must be masked but ${reason}`, what });
+      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the output of this stream must be masked but ${reason}; it is refused`));
       return;
     }
     let upstream: ClientRequest;
@@ -996,19 +1016,53 @@ export class HttpGateway {
       socket.pipe(upstreamSocket);
     });
     upstream.once('response', (response: IncomingMessage) => {
-      // The target declined the upgrade: relay its answer and close.
-      record({ k: EventKind.HttpResponse, id, status: response.statusCode ?? 502, headers: recordedHeaders(response.headers as HeaderMap) });
-      let head = `HTTP/1.1 ${response.statusCode ?? 502} ${STATUS_CODES[response.statusCode ?? 502] ?? ''}\r\n`;
-      const headers = clientResponseHeaders(response.headers as HeaderMap);
-      delete headers['content-length'];
-      for (const [name, value] of Object.entries(headers)) {
-        for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
-      }
-      socket.write(`${head}connection: close\r\n\r\n`);
-      response.pipe(socket);
+      this.#declinedUpgrade(response, socket, allowed.masker, record, id).catch((error: unknown) => {
+        record({ k: EventKind.Error, id, code: asGatewayError(error).code, message: oneLine((error as Error).message) });
+        this.#refuseRaw(socket, error);
+      });
     });
     upstream.once('error', (error) => this.#refuseRaw(socket, upstreamError(error)));
     upstream.end();
+  }
+
+  /**
+   * The target answered an upgrade request without switching protocols (a 4xx Status, say): its
+   * body is read (bounded), masked like any response when the subject's masking rules apply,
+   * recorded, and sent with the connection closed. Never piped through unread: that would be a
+   * way around masking and recording.
+   */
+  async #declinedUpgrade(response: IncomingMessage, socket: Socket, bodyMasker: BodyMasker | undefined, record: (event: EventInput) => void, id: number): Promise<void> {
+    const status = response.statusCode ?? 502;
+    const contentType = response.headers['content-type'];
+    const encoding = response.headers['content-encoding'];
+    if (bodyMasker !== undefined && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      response.destroy();
+      throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but the target sent it ${encoding}-encoded; the gateway refuses it`);
+    }
+    if (bodyMasker !== undefined && contentType !== undefined && !isJsonType(contentType) && !isTextType(contentType)) {
+      response.destroy();
+      throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but is ${contentType}, which the gateway cannot read; it is refused`);
+    }
+    const original = await readBounded(response, this.#maskCap);
+    let maskedSome = false;
+    const body = bodyMasker === undefined || original.length === 0 ? original : maskBody(noticingHits(bodyMasker, () => (maskedSome = true)), contentType, original, this.config.flavour === 'kubernetes');
+    const stored = (this.config.recordMasked ?? true) ? body : original;
+    const payload = capPayload(stored, this.#recordCap);
+    record({
+      k: EventKind.HttpResponse,
+      id,
+      status,
+      headers: recordedHeaders(response.headers as HeaderMap),
+      ...(stored.length > 0 ? { body: stored.length > this.#recordCap ? { ...payload, truncated: true, size: stored.length } : payload } : {}),
+      ...(maskedSome ? { masked: true as const } : {}),
+    });
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+    const headers = clientResponseHeaders(response.headers as HeaderMap);
+    for (const stale of ['content-length', 'transfer-encoding', 'etag', 'content-md5', 'digest']) delete headers[stale];
+    for (const [name, value] of Object.entries(headers)) {
+      for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
+    }
+    socket.end(Buffer.concat([Buffer.from(`${head}content-length: ${body.length}\r\nconnection: close\r\n\r\n`), body]));
   }
 
   /**

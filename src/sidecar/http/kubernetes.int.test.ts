@@ -176,6 +176,17 @@ describe('Kubernetes flavour: kubectl through the gateway', () => {
     expect(stdout).not.toContain('olga@example.com');
   });
 
+  it('refuses an Upgrade header on a request that is not exec, attach, portforward or proxy (the API server would answer it unmasked)', async () => {
+    const token = await mintToken(plane.oidc, { user: 'kim', groups: ['masked'] });
+    const upgrade = ['-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='];
+    const { stdout } = await capture('curl', ['-sS', '-k', '--http1.1', '-w', '\n%{http_code}', '-H', `Authorization: Bearer ${token}`, ...upgrade, `${gateway.url}/api/v1/namespaces/${NS}/configmaps/contacts`]);
+    const lines = stdout.trim().split('\n');
+    expect(lines.at(-1)).toBe('400');
+    expect(stdout).not.toContain('olga@example.com');
+    expect(stdout).not.toContain('Olga');
+    expect(JSON.parse(lines.slice(0, -1).join('\n'))).toMatchObject({ kind: 'Status', code: 400, message: expect.stringContaining('only exec, attach, portforward and proxy requests can switch protocols') });
+  });
+
   it('answers a bad token with a 401 Status', async () => {
     const response = await fetch(`${gateway.url.replace('https', 'http')}/api`, { headers: { authorization: 'Bearer x' } }).catch(() => undefined);
     // The listener is TLS-only: plain HTTP gets no answer at all.

@@ -210,9 +210,9 @@ describe('KubernetesChannelMasker', () => {
     expect(channelText(outputs, 1)).toBe('mail [REDACTED:email]');
   });
 
-  it('forwards other channels, empty frames and text frames unchanged', () => {
+  it('forwards empty frames on any channel unchanged', () => {
     const m = newMasker();
-    const wire = Buffer.concat([serverFrame(1, ''), serverFrame(255, ''), serverFrame(0, 'a@example.com'), serializeWsFrame(WsOpcode.Text, Buffer.from('hi'))]);
+    const wire = Buffer.concat([serverFrame(1, ''), serverFrame(255, ''), serverFrame(0, '')]);
     const out = m.push(wire);
     expect(Buffer.concat(out.wire).equals(wire)).toBe(true);
     expect(out.pushed).toBe(false);
@@ -238,7 +238,10 @@ describe('KubernetesChannelMasker', () => {
   it.each([
     ['a frame larger than the cap', serverFrame(1, Buffer.alloc(64 * 1024 + 1, 0x61)).subarray(0, 16), /larger than/],
     ['a masked server frame', serializeWsFrame(WsOpcode.Binary, Buffer.from('\u0001x'), { mask: Buffer.from([1, 2, 3, 4]) }), /masked frame/],
-    ['a fragmented text message', serializeWsFrame(WsOpcode.Text, Buffer.from('x'), { fin: false }), /fragmented text/],
+    ['a fragmented text message', serializeWsFrame(WsOpcode.Text, Buffer.from('x'), { fin: false }), /text frame/],
+    ['a text frame (some clients read it as channel data)', serializeWsFrame(WsOpcode.Text, Buffer.from(`\u0001${KEY}`)), /text frame/],
+    ['data on stdin\'s channel from the server', serverFrame(0, 'a@example.com'), /channel 0/],
+    ['data on an unknown channel', serverFrame(7, 'x'), /channel 7/],
     ['a continuation outside a message', serializeWsFrame(WsOpcode.Continuation, Buffer.from('x')), /continuation/],
   ])('refuses %s (the gateway cuts the stream)', (_what, wire, message) => {
     expect(() => newMasker().push(wire)).toThrow(message);

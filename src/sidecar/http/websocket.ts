@@ -197,7 +197,8 @@ const MASKED_CHANNELS: ReadonlySet<number> = new Set([K8sExecChannel.Stdout, K8s
  * mask stream per channel (it holds back text a secret split across frames may still need, and
  * keeps UTF-8 characters and escape sequences whole), and what it lets out is sent as new binary
  * frames with the same channel byte. Everything else — the error channel 3 (the exit Status),
- * other channels, ping/pong, Close — goes on unchanged and in order; held output is flushed before
+ * ping/pong, Close, empty frames — goes on unchanged and in order (text frames, and data on channels
+ * other than 1–3, are refused); held output is flushed before
  * channel 3 and ended before Close. A frame larger than `maxFrameBytes` (the API server sends at
  * most 32 KiB), a masked server frame, or a fragmented text message throws `WsProtocolError`: the
  * caller cuts the stream (fail closed).
@@ -257,9 +258,9 @@ export class KubernetesChannelMasker {
         out.wire.push(serializeWsFrame(frame.opcode, frame.payload, { fin: frame.fin }));
         return;
       case WsOpcode.Text:
-        if (!frame.fin) throw new WsProtocolError('the target sent a fragmented text message, which is not part of the Kubernetes channel protocol');
-        out.wire.push(serializeWsFrame(WsOpcode.Text, frame.payload));
-        return;
+        // The binary channel protocols have no text messages; some clients would read one as
+        // channel data, which the masker would not have seen: cut.
+        throw new WsProtocolError('the target sent a text frame, which the binary Kubernetes channel protocol does not use');
       case WsOpcode.Binary: {
         if (this.#open !== undefined) throw new WsProtocolError('a new message started inside a fragmented one (RFC 6455 §5.4)');
         if (frame.payload.length === 0) {
@@ -301,6 +302,9 @@ export class KubernetesChannelMasker {
       this.#emit(ch, stream.push(data), out, data);
       return;
     }
+    // From the server, only stdout, stderr and the error channel carry data (stdin, resize and
+    // close go the other way): data on any other channel is not passed on unmasked: cut.
+    if (data.length > 0 && ch !== K8sExecChannel.Error) throw new WsProtocolError(`the target sent data on channel ${ch}, which carries none from the server`);
     // The exit Status follows the output it ends: let out what is held first.
     if (ch === K8sExecChannel.Error) for (const [held, stream] of this.#streams) this.#emit(held, stream.flush(), out);
     if (whole || data.length > 0) out.wire.push(serializeWsFrame(WsOpcode.Binary, Buffer.concat([Buffer.of(ch), data])));
