@@ -108,6 +108,12 @@ async function startFakeApiServer(): Promise<FakeApiServer> {
     socket.on('error', () => socket.destroy());
     const key = req.headers['sec-websocket-key'];
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    if (new URL(req.url ?? '/', 'http://x').searchParams.get('command') === 'decline') {
+      // The API server refusing the exec with a Status whose message carries values to mask.
+      const status = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `denied for ops@example.com, key ${AWS}`, reason: 'Forbidden', code: 403 });
+      socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(status)}\r\nConnection: close\r\n\r\n${status}`);
+      return;
+    }
     if (typeof key !== 'string' || offered[0] === '') {
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -363,6 +369,22 @@ describe('Kubernetes exec output masking (kubectl, v5.channel.k8s.io)', () => {
     await exec.closed;
     expect(exec.channelBytes(1)).toBe(0);
     expect(logged.some((l) => l.includes('could not be masked') && l.includes('larger than'))).toBe(true);
+  });
+
+  it("masks and records the API server's answer when it declines the upgrade (never piped through unread)", async () => {
+    recorders = [];
+    const gateway = await startGateway();
+    const exec = await openExec(gateway, 'masked', 'decline', 'v5.channel.k8s.io', false);
+    await exec.closed;
+    const text = Buffer.concat(exec.received).toString('utf8');
+    expect(text).toMatch(/^HTTP\/1\.1 403 /);
+    expect(text).toContain('denied for ');
+    expect(text).not.toContain('ops@example.com');
+    expect(text).not.toContain(AWS);
+    const response = recorders.flatMap((r) => r.events).find((e) => e.k === 'http.response') as { status: number; masked?: boolean; body?: { text?: string } } | undefined;
+    expect(response).toMatchObject({ status: 403, masked: true });
+    expect(response?.body?.text).toContain('denied for ');
+    expect(response?.body?.text).not.toContain('ops@example.com');
   });
 
   it('refuses a stream protocol it cannot mask (base64 channels) when masking applies', async () => {

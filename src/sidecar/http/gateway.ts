@@ -956,6 +956,12 @@ export class HttpGateway {
     // WebSocket carries anything: with masking rules, it is refused (fail closed).
     const masking = this.config.flavour === 'kubernetes' && subresource !== 'portforward' ? allowed.masker : undefined;
     const createStream = subresource === 'exec' || subresource === 'attach' ? masking?.createStream?.bind(masking) : undefined;
+    if (this.config.flavour === 'http' && allowed.masker !== undefined) {
+      // Plain WebSocket messages are not masked: with masking rules, no stream is opened.
+      record({ k: EventKind.Deny, reason: 'WebSocket messages cannot be masked; the upgrade is refused while masking rules apply', what });
+      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, 'the gateway cannot mask WebSocket messages, and masking rules apply to you here; the upgrade is refused'));
+      return;
+    }
     if (masking !== undefined && createStream === undefined) {
       const reason = subresource === 'exec' || subresource === 'attach' ? 'the gateway has no stream masker' : `the gateway cannot mask a ${subresource} stream`;
       record({ k: EventKind.Deny, reason: `the stream must be masked but ${reason}`, what });
