@@ -210,6 +210,24 @@ describe('KubernetesChannelMasker', () => {
     expect(channelText(outputs, 1)).toBe('mail [REDACTED:email]');
   });
 
+  it('masks the frames of one channel within a read as one piece (tiny frames cost no more than their bytes), in order', () => {
+    let pushes = 0;
+    const counting = new KubernetesChannelMasker({
+      createStream: () => {
+        const stream = masker.createStream();
+        return { push: (chunk) => { pushes += 1; return stream.push(chunk); }, flush: () => stream.flush(), end: () => stream.end() };
+      },
+      maxFrameBytes: 64 * 1024,
+    });
+    const text = `key ${KEY} mail x@example.com\n`;
+    const wire = Buffer.concat([...[...text].map((c) => serverFrame(1, c)), serverFrame(2, 'err\n'), serverFrame(1, 'tail')]);
+    const outputs = [counting.push(wire), counting.end()];
+    // Three runs of one channel: stdout, stderr, stdout again.
+    expect(pushes).toBe(3);
+    expect(channelText(outputs, 1)).toBe('key [REDACTED:cloudKey] mail [REDACTED:email]\ntail');
+    expect(channelText(outputs, 2)).toBe('err\n');
+  });
+
   it('forwards empty frames on any channel unchanged', () => {
     const m = newMasker();
     const wire = Buffer.concat([serverFrame(1, ''), serverFrame(255, ''), serverFrame(0, '')]);

@@ -215,6 +215,9 @@ export class KubernetesChannelMasker {
   readonly #streams = new Map<number, ChannelMaskStream>();
   /** Channel of a fragmented binary message still open. */
   #open: number | undefined;
+  /** Data of masked-channel frames of the current read, not yet pushed into its mask stream. */
+  #queued: Buffer[] = [];
+  #queuedChannel: number | undefined;
   #closed = false;
 
   constructor(options: { createStream: () => ChannelMaskStream; maxFrameBytes: number; recordOriginal?: boolean }) {
@@ -227,6 +230,7 @@ export class KubernetesChannelMasker {
   push(chunk: Buffer): ChannelMaskerOutput {
     const out: ChannelMaskerOutput = { wire: [], records: [], pushed: false };
     for (const frame of this.#parser.push(chunk)) this.#frame(frame, out);
+    this.#drain(out);
     return out;
   }
 
@@ -248,6 +252,8 @@ export class KubernetesChannelMasker {
     // RFC 6455 §5.5.1: nothing follows a Close frame; whatever does is dropped, not relayed.
     if (this.#closed) return;
     if (frame.masked) throw new WsProtocolError('the target sent a masked frame (RFC 6455 §5.1: server frames are never masked)');
+    // Output queued from earlier frames goes first (only data of the same channel joins it).
+    if (frame.opcode !== WsOpcode.Binary && frame.opcode !== WsOpcode.Continuation) this.#drain(out);
     switch (frame.opcode) {
       case WsOpcode.Close:
         this.#end(out);
@@ -293,15 +299,16 @@ export class KubernetesChannelMasker {
    */
   #data(ch: number, data: Buffer, whole: boolean, out: ChannelMaskerOutput): void {
     if (MASKED_CHANNELS.has(ch) && data.length > 0) {
-      let stream = this.#streams.get(ch);
-      if (stream === undefined) {
-        stream = this.#createStream();
-        this.#streams.set(ch, stream);
-      }
+      // Consecutive frames of one channel within a read are masked as one piece: a terminal mask
+      // stream re-scans what it holds back on every push, so a stream of tiny frames would
+      // otherwise cost far more CPU than its bytes.
+      if (this.#queuedChannel !== ch) this.#drain(out);
+      this.#queuedChannel = ch;
+      this.#queued.push(data);
       out.pushed = true;
-      this.#emit(ch, stream.push(data), out, data);
       return;
     }
+    this.#drain(out);
     // From the server, only stdout, stderr and the error channel carry data (stdin, resize and
     // close go the other way): data on any other channel is not passed on unmasked: cut.
     if (data.length > 0 && ch !== K8sExecChannel.Error) throw new WsProtocolError(`the target sent data on channel ${ch}, which carries none from the server`);
@@ -309,6 +316,21 @@ export class KubernetesChannelMasker {
     if (ch === K8sExecChannel.Error) for (const [held, stream] of this.#streams) this.#emit(held, stream.flush(), out);
     if (whole || data.length > 0) out.wire.push(serializeWsFrame(WsOpcode.Binary, Buffer.concat([Buffer.of(ch), data])));
     out.records.push({ ch, data, masked: false });
+  }
+
+  /** Masks the data queued for one channel (see #data). */
+  #drain(out: ChannelMaskerOutput): void {
+    const ch = this.#queuedChannel;
+    if (ch === undefined) return;
+    const data = this.#queued.length === 1 ? (this.#queued[0] as Buffer) : Buffer.concat(this.#queued);
+    this.#queuedChannel = undefined;
+    this.#queued = [];
+    let stream = this.#streams.get(ch);
+    if (stream === undefined) {
+      stream = this.#createStream();
+      this.#streams.set(ch, stream);
+    }
+    this.#emit(ch, stream.push(data), out, data);
   }
 
   #emit(ch: number, result: MaskedChunk, out: ChannelMaskerOutput, original?: Buffer): void {
