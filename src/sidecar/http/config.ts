@@ -8,7 +8,7 @@ import type { RecordingEvent } from '../../recorder/events.ts';
 import type { Identity } from '../auth/oidc.ts';
 import type { Approvals } from '../../approvals/types.ts';
 import type { SessionApprovalRequirement } from '../session-approval.ts';
-import type { ChannelMaskStream } from './websocket.ts';
+import type { TerminalMaskStream } from '../../masking/terminal.ts';
 
 /** `http`: any HTTP service. `kubernetes`: an API server (request-info parsing, `Status` errors). */
 export const HttpFlavour = {
@@ -46,7 +46,7 @@ export interface BodyMasker {
    * A stream masker for terminal output (Kubernetes exec/attach stdout and stderr). Absent while
    * masking applies: such streams are refused, never relayed unmasked.
    */
-  createStream?(): ChannelMaskStream;
+  createStream?(): TerminalMaskStream;
 }
 
 /**

@@ -44,7 +44,6 @@ import { kubernetesCommand, RequestInfoError, type RequestInfo } from './request
 import { BodyStream, ClientSink, createUpstreamPool, type ResponseSink, UpstreamExchange, upstreamTlsOptions } from './upstream.ts';
 import {
   type ChannelMaskerOutput,
-  type ChannelMaskStream,
   isKubernetesChannelProtocol,
   KubernetesChannelMasker,
   type WsFrame,
@@ -53,6 +52,7 @@ import {
   WsProtocolError,
 } from './websocket.ts';
 import { DEFAULTS } from '../../api/types.ts';
+import type { TerminalMaskStream } from '../../masking/terminal.ts';
 import type { ApprovalHandle, ApprovalOutcome } from '../../approvals/types.ts';
 import { parseGoDuration } from '../../policy/duration.ts';
 import { approvalEvent, connectionName, oneLine, refusalText } from '../approvals.ts';
@@ -77,6 +77,26 @@ export const HTTP_GATEWAY_DEFAULTS = {
 
 /** Kubernetes subresources whose requests switch protocols (connect requests); no other request may carry an Upgrade. */
 const UPGRADABLE_SUBRESOURCES: ReadonlySet<string> = new Set(['exec', 'attach', 'portforward', 'proxy']);
+
+/** Response headers that no longer describe a body the gateway has masked (or re-framed). */
+const STALE_AFTER_MASKING = ['etag', 'content-md5', 'digest', 'content-length'] as const;
+
+/** A response that must be masked: one Content-Type and one Content-Encoding, identity; else refused. Returns the type. */
+function maskableContentType(headers: HeaderMap): string | undefined {
+  const encoding = headers['content-encoding'];
+  const contentType = headers['content-type'];
+  if (Array.isArray(encoding) || Array.isArray(contentType)) {
+    throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, 'the response must be masked but the target sent more than one Content-Type or Content-Encoding; the gateway refuses it');
+  }
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but the target sent it ${encoding}-encoded; the gateway refuses it`);
+  }
+  return contentType;
+}
+
+function unreadableType(contentType: string | undefined): HttpGatewayError {
+  return new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but is ${contentType ?? 'of no declared type'}, which the gateway cannot read; it is refused`);
+}
 
 /** Requests held for approval remembered for retries (per requester and exact request line). */
 const MAX_PENDING_APPROVALS = 10_000;
@@ -837,7 +857,6 @@ export class HttpGateway {
     id: number,
   ): ResponseSink {
     const headers = clientResponseHeaders(upstreamHeaders);
-    const contentType = upstreamHeaders['content-type'];
     const capture = new BodyCapture(this.#recordCap);
     let maskedSome = false;
     const recordResponse = (complete: boolean): void => {
@@ -862,14 +881,8 @@ export class HttpGateway {
     }
 
     // Masking reads the declared type and encoding: one value each, or the response is refused.
-    const encoding = upstreamHeaders['content-encoding'];
-    if (Array.isArray(encoding) || Array.isArray(contentType)) {
-      throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, 'the response must be masked but the target sent more than one Content-Type or Content-Encoding; the gateway refuses it');
-    }
-    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-      throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but the target sent it ${encoding}-encoded; the gateway refuses it`);
-    }
-    for (const stale of ['etag', 'content-md5', 'digest', 'content-length']) delete headers[stale];
+    const contentType = maskableContentType(upstreamHeaders);
+    for (const stale of STALE_AFTER_MASKING) delete headers[stale];
 
     if (isJsonStreamType(contentType)) {
       const upstream = new BodyStream(controller);
@@ -879,13 +892,7 @@ export class HttpGateway {
       pipeline(upstream, lines, res, (error) => guard(() => recordResponse(!error), res));
       return upstream;
     }
-    if (!isJsonType(contentType) && !isTextType(contentType)) {
-      throw new HttpGatewayError(
-        HttpGatewayErrorCode.CannotMask,
-        502,
-        `the response must be masked but is ${contentType ?? 'of no declared type'}, which the gateway cannot read; it is refused`,
-      );
-    }
+    if (!isJsonType(contentType) && !isTextType(contentType)) throw unreadableType(contentType);
     const declared = Number(upstreamHeaders['content-length'] ?? '0');
     if (declared > this.#maskCap) {
       throw new HttpGatewayError(
@@ -934,38 +941,40 @@ export class HttpGateway {
         socket.destroy();
       }
     };
+    const what = { text: `${req.method ?? 'GET'} ${(req.url ?? '').slice(0, 512)}` };
+    /** Refused before any byte reaches the target, and recorded as a denial. */
+    const refuse = (reason: string, error: HttpGatewayError): void => {
+      record({ k: EventKind.Deny, reason, what });
+      this.#refuseRaw(socket, error);
+    };
     const upgradeHeader = req.headers.upgrade ?? 'websocket';
+    const subresource = allowed.info?.subresource;
     if (this.config.flavour === 'kubernetes' && upgradeHeader.toLowerCase() !== 'websocket') {
       // SPDY streams (older kubectl exec/attach/port-forward) are not parsed, so they could not be
       // recorded: refused, fail closed. kubectl since 1.31 uses WebSocket (v5.channel.k8s.io).
-      record({ k: EventKind.Deny, reason: `${upgradeHeader} upgrades cannot be recorded`, what: { text: `${req.method ?? 'GET'} ${(req.url ?? '').slice(0, 512)}` } });
-      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 403, `the gateway records exec and attach over WebSocket only, not ${upgradeHeader}; use kubectl 1.31 or newer`));
+      refuse(`${upgradeHeader} upgrades cannot be recorded`, new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 403, `the gateway records exec and attach over WebSocket only, not ${upgradeHeader}; use kubectl 1.31 or newer`));
       return;
     }
-    const what = { text: `${req.method ?? 'GET'} ${(req.url ?? '').slice(0, 512)}` };
-    const subresource = allowed.info?.subresource;
     if (this.config.flavour === 'kubernetes' && (subresource === undefined || !UPGRADABLE_SUBRESOURCES.has(subresource))) {
       // Only connect requests switch protocols. Anything else with an Upgrade header (a GET of a
       // Secret, say) would otherwise take this path, where its answer is not masked: refused.
-      record({ k: EventKind.Deny, reason: 'only exec, attach, portforward and proxy requests can be upgraded', what });
-      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, `only exec, attach, portforward and proxy requests can switch protocols; send this request without an Upgrade header`));
+      refuse('only exec, attach, portforward and proxy requests can be upgraded', new HttpGatewayError(HttpGatewayErrorCode.BadRequest, 400, `only exec, attach, portforward and proxy requests can switch protocols; send this request without an Upgrade header`));
+      return;
+    }
+    if (this.config.flavour === 'http' && allowed.masker !== undefined) {
+      // Plain WebSocket messages are not masked: with masking rules, no stream is opened.
+      refuse('WebSocket messages cannot be masked; the upgrade is refused while masking rules apply', new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, 'the gateway cannot mask WebSocket messages, and masking rules apply to you here; the upgrade is refused'));
       return;
     }
     // Kubernetes exec/attach output the subject's masking rules apply to is masked on its way back
     // (#relayMasked). Port-forward tunnels TCP, not terminal output: relayed as before. A proxied
     // WebSocket carries anything: with masking rules, it is refused (fail closed).
-    const masking = this.config.flavour === 'kubernetes' && subresource !== 'portforward' ? allowed.masker : undefined;
-    const createStream = subresource === 'exec' || subresource === 'attach' ? masking?.createStream?.bind(masking) : undefined;
-    if (this.config.flavour === 'http' && allowed.masker !== undefined) {
-      // Plain WebSocket messages are not masked: with masking rules, no stream is opened.
-      record({ k: EventKind.Deny, reason: 'WebSocket messages cannot be masked; the upgrade is refused while masking rules apply', what });
-      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, 'the gateway cannot mask WebSocket messages, and masking rules apply to you here; the upgrade is refused'));
-      return;
-    }
+    const masking = subresource === 'portforward' ? undefined : allowed.masker;
+    const terminal = subresource === 'exec' || subresource === 'attach';
+    const createStream = terminal ? masking?.createStream?.bind(masking) : undefined;
     if (masking !== undefined && createStream === undefined) {
-      const reason = subresource === 'exec' || subresource === 'attach' ? 'the gateway has no stream masker' : `the gateway cannot mask a ${subresource} stream`;
-      record({ k: EventKind.Deny, reason: `the stream must be masked but ${reason}`, what });
-      this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the output of this stream must be masked but ${reason}; it is refused`));
+      const reason = terminal ? 'the gateway has no stream masker' : `the gateway cannot mask a ${subresource} stream`;
+      refuse(`the stream must be masked but ${reason}`, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the output of this stream must be masked but ${reason}; it is refused`));
       return;
     }
     let upstream: ClientRequest;
@@ -993,8 +1002,7 @@ export class HttpGateway {
         // channels, watch over WebSocket) would pass unmasked: refused, fail closed.
         upstreamSocket.destroy();
         const reason = `the output of this stream must be masked, which the gateway does for the v1-v5.channel.k8s.io protocols only, not ${protocol ?? 'no subprotocol'}`;
-        record({ k: EventKind.Deny, reason, what: { text: `${req.method ?? 'GET'} ${(req.url ?? '').slice(0, 512)}` } });
-        this.#refuseRaw(socket, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `${reason}; use kubectl 1.31 or newer`));
+        refuse(reason, new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `${reason}; use kubectl 1.31 or newer`));
         return;
       }
       let head101 = `HTTP/1.1 101 Switching Protocols\r\n`;
@@ -1039,32 +1047,32 @@ export class HttpGateway {
    */
   async #declinedUpgrade(response: IncomingMessage, socket: Socket, bodyMasker: BodyMasker | undefined, record: (event: EventInput) => void, id: number): Promise<void> {
     const status = response.statusCode ?? 502;
-    const contentType = response.headers['content-type'];
-    const encoding = response.headers['content-encoding'];
-    if (bodyMasker !== undefined && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-      response.destroy();
-      throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but the target sent it ${encoding}-encoded; the gateway refuses it`);
-    }
-    if (bodyMasker !== undefined && contentType !== undefined && !isJsonType(contentType) && !isTextType(contentType)) {
-      response.destroy();
-      throw new HttpGatewayError(HttpGatewayErrorCode.CannotMask, 502, `the response must be masked but is ${contentType}, which the gateway cannot read; it is refused`);
+    let contentType: string | undefined;
+    if (bodyMasker !== undefined) {
+      try {
+        contentType = maskableContentType(response.headers as HeaderMap);
+        // No declared type is read as text (an empty 4xx body, say).
+        if (contentType !== undefined && !isJsonType(contentType) && !isTextType(contentType)) throw unreadableType(contentType);
+      } catch (error) {
+        response.destroy();
+        throw error;
+      }
     }
     const original = await readBounded(response, this.#maskCap);
     let maskedSome = false;
     const body = bodyMasker === undefined || original.length === 0 ? original : maskBody(noticingHits(bodyMasker, () => (maskedSome = true)), contentType, original, this.config.flavour === 'kubernetes');
     const stored = (this.config.recordMasked ?? true) ? body : original;
-    const payload = capPayload(stored, this.#recordCap);
     record({
       k: EventKind.HttpResponse,
       id,
       status,
       headers: recordedHeaders(response.headers as HeaderMap),
-      ...(stored.length > 0 ? { body: stored.length > this.#recordCap ? { ...payload, truncated: true, size: stored.length } : payload } : {}),
+      ...(stored.length > 0 ? { body: capPayload(stored, this.#recordCap) } : {}),
       ...(maskedSome ? { masked: true as const } : {}),
     });
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
     const headers = clientResponseHeaders(response.headers as HeaderMap);
-    for (const stale of ['content-length', 'transfer-encoding', 'etag', 'content-md5', 'digest']) delete headers[stale];
+    for (const stale of [...STALE_AFTER_MASKING, 'transfer-encoding']) delete headers[stale];
     for (const [name, value] of Object.entries(headers)) {
       for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
     }
@@ -1105,7 +1113,7 @@ export class HttpGateway {
    * interactive output does not stall; back-pressure from the client pauses the target. A frame
    * that cannot be parsed, or larger than maxChannelFrameBytes, cuts the stream: fail closed.
    */
-  #relayMasked(client: Socket, upstream: Socket, upstreamHead: Buffer, createStream: () => ChannelMaskStream, record: ((event: EventInput) => void) | undefined, id: number): void {
+  #relayMasked(client: Socket, upstream: Socket, upstreamHead: Buffer, createStream: () => TerminalMaskStream, record: ((event: EventInput) => void) | undefined, id: number): void {
     const recordOriginal = this.config.recordMasked === false;
     const masker = new KubernetesChannelMasker({ createStream, maxFrameBytes: HTTP_GATEWAY_DEFAULTS.maxChannelFrameBytes, recordOriginal });
     const flushMs = this.config.maskFlushMs ?? HTTP_GATEWAY_DEFAULTS.maskFlushMs;
@@ -1119,15 +1127,9 @@ export class HttpGateway {
       upstream.destroy();
     };
     const send = (out: ChannelMaskerOutput): void => {
+      // capPayload marks a piece over the cap truncated, with its size.
       if (record) for (const piece of out.records) {
-        const data = capPayload(piece.data, this.#recordCap);
-        record({
-          k: EventKind.K8sExec,
-          id,
-          ch: piece.ch as K8sExecChannel,
-          data: piece.data.length > this.#recordCap ? { ...data, truncated: true, size: piece.data.length } : data,
-          ...(piece.masked ? { masked: true as const } : {}),
-        });
+        record({ k: EventKind.K8sExec, id, ch: piece.ch as K8sExecChannel, data: capPayload(piece.data, this.#recordCap), ...(piece.masked ? { masked: true as const } : {}) });
       }
       if (out.wire.length === 0 || client.destroyed) return;
       if (!client.write(out.wire.length === 1 ? (out.wire[0] as Buffer) : Buffer.concat(out.wire)) && !upstream.isPaused()) {

@@ -6,6 +6,7 @@
 // re-frames the target-to-client direction (stdout and stderr through terminal masking).
 
 import { createHash } from 'node:crypto';
+import type { MaskedBytes, TerminalMaskStream } from '../../masking/terminal.ts';
 import { K8sExecChannel } from '../../recorder/events.ts';
 
 export const WsOpcode = {
@@ -128,11 +129,25 @@ function unmask(bytes: Buffer, mask: Buffer | undefined, position: number): Buff
 
 /** One frame; `mask` (4 bytes) for client-to-server frames. */
 export function serializeWsFrame(opcode: number, payload: Buffer, options: { fin?: boolean; mask?: Buffer } = {}): Buffer {
-  const fin = options.fin ?? true;
   const mask = options.mask;
-  const length = payload.length;
+  const header = frameHeader(opcode, payload.length, options.fin ?? true, mask !== undefined);
+  const body = mask ? unmask(payload, mask, 0) : payload;
+  return Buffer.concat([header, ...(mask ? [mask] : []), body]);
+}
+
+/** A server's binary Kubernetes channel frame (`ch` then `data`), built in one allocation. */
+export function serializeChannelFrame(ch: number, data: Uint8Array): Buffer {
+  const header = frameHeader(WsOpcode.Binary, data.length + 1, true, false);
+  const frame = Buffer.allocUnsafe(header.length + 1 + data.length);
+  header.copy(frame, 0);
+  frame[header.length] = ch;
+  frame.set(data, header.length + 1);
+  return frame;
+}
+
+function frameHeader(opcode: number, length: number, fin: boolean, masked: boolean): Buffer {
   const header: number[] = [(fin ? 0x80 : 0) | (opcode & 0x0f)];
-  const maskBit = mask ? 0x80 : 0;
+  const maskBit = masked ? 0x80 : 0;
   if (length < 126) header.push(maskBit | length);
   else if (length < 65536) header.push(maskBit | 126, length >> 8, length & 0xff);
   else {
@@ -141,8 +156,7 @@ export function serializeWsFrame(opcode: number, payload: Buffer, options: { fin
     big.writeBigUInt64BE(BigInt(length));
     header.push(...big);
   }
-  const body = mask ? unmask(payload, mask, 0) : payload;
-  return Buffer.concat([Buffer.from(header), ...(mask ? [mask] : []), body]);
+  return Buffer.from(header);
 }
 
 /** Kubernetes remote-command subprotocols whose binary frames start with a channel byte. */
@@ -153,20 +167,6 @@ export function isKubernetesChannelProtocol(protocol: string | undefined): boole
 
 // ---------------------------------------------------------------------------------------------
 // Masking Kubernetes exec/attach output (v1–v5.channel.k8s.io)
-
-/** Streaming terminal masker (src/masking/terminal.ts `createTerminalStream` fits). */
-export interface ChannelMaskStream {
-  push(chunk: Uint8Array): MaskedChunk;
-  /** Emits what is held; called when the output has been idle briefly. */
-  flush(): MaskedChunk;
-  end(): MaskedChunk;
-}
-
-export interface MaskedChunk {
-  bytes: Uint8Array;
-  /** What masking replaced; non-empty means the output was changed. */
-  hits?: readonly unknown[];
-}
 
 /** Data of one channel for the recording, in the order the client receives it. */
 export interface ChannelRecord {
@@ -196,12 +196,11 @@ const MASKED_CHANNELS: ReadonlySet<number> = new Set([K8sExecChannel.Stdout, K8s
  * (k8s.io/apimachinery/pkg/util/remotecommand); data on channels 1 and 2 goes through one terminal
  * mask stream per channel (it holds back text a secret split across frames may still need, and
  * keeps UTF-8 characters and escape sequences whole), and what it lets out is sent as new binary
- * frames with the same channel byte. Everything else — the error channel 3 (the exit Status),
- * ping/pong, Close, empty frames — goes on unchanged and in order (text frames, and data on channels
- * other than 1–3, are refused); held output is flushed before
- * channel 3 and ended before Close. A frame larger than `maxFrameBytes` (the API server sends at
- * most 32 KiB), a masked server frame, or a fragmented text message throws `WsProtocolError`: the
- * caller cuts the stream (fail closed).
+ * frames with the same channel byte. The error channel 3 (the exit Status), ping/pong, Close and
+ * empty frames go on unchanged and in order; held output is flushed before channel 3 and ended
+ * before Close. A frame larger than `maxFrameBytes` (the API server sends at most 32 KiB), a
+ * masked server frame, a text frame, or data on a channel other than 1–3 throws
+ * `WsProtocolError`: the caller cuts the stream (fail closed).
  *
  * Recording: by default what the client got (masked), `masked` on the pieces masking changed; with
  * `recordOriginal` (RecordingPolicy `storeMasked: false`) the target's frames as they came, plus an
@@ -210,9 +209,9 @@ const MASKED_CHANNELS: ReadonlySet<number> = new Set([K8sExecChannel.Stdout, K8s
  */
 export class KubernetesChannelMasker {
   readonly #parser: WsFrameParser;
-  readonly #createStream: () => ChannelMaskStream;
+  readonly #createStream: () => TerminalMaskStream;
   readonly #recordOriginal: boolean;
-  readonly #streams = new Map<number, ChannelMaskStream>();
+  readonly #streams = new Map<number, TerminalMaskStream>();
   /** Channel of a fragmented binary message still open. */
   #open: number | undefined;
   /** Data of masked-channel frames of the current read, not yet pushed into its mask stream. */
@@ -220,7 +219,7 @@ export class KubernetesChannelMasker {
   #queuedChannel: number | undefined;
   #closed = false;
 
-  constructor(options: { createStream: () => ChannelMaskStream; maxFrameBytes: number; recordOriginal?: boolean }) {
+  constructor(options: { createStream: () => TerminalMaskStream; maxFrameBytes: number; recordOriginal?: boolean }) {
     this.#parser = new WsFrameParser({ maxPayloadBytes: options.maxFrameBytes, maxFrameBytes: options.maxFrameBytes });
     this.#createStream = options.createStream;
     this.#recordOriginal = options.recordOriginal ?? false;
@@ -314,7 +313,7 @@ export class KubernetesChannelMasker {
     if (data.length > 0 && ch !== K8sExecChannel.Error) throw new WsProtocolError(`the target sent data on channel ${ch}, which carries none from the server`);
     // The exit Status follows the output it ends: let out what is held first.
     if (ch === K8sExecChannel.Error) for (const [held, stream] of this.#streams) this.#emit(held, stream.flush(), out);
-    if (whole || data.length > 0) out.wire.push(serializeWsFrame(WsOpcode.Binary, Buffer.concat([Buffer.of(ch), data])));
+    if (whole || data.length > 0) out.wire.push(serializeChannelFrame(ch, data));
     out.records.push({ ch, data, masked: false });
   }
 
@@ -333,10 +332,10 @@ export class KubernetesChannelMasker {
     this.#emit(ch, stream.push(data), out, data);
   }
 
-  #emit(ch: number, result: MaskedChunk, out: ChannelMaskerOutput, original?: Buffer): void {
-    const hit = (result.hits?.length ?? 0) > 0;
+  #emit(ch: number, result: MaskedBytes, out: ChannelMaskerOutput, original?: Buffer): void {
+    const hit = result.hits.length > 0;
     const bytes = Buffer.from(result.bytes.buffer, result.bytes.byteOffset, result.bytes.byteLength);
-    if (bytes.length > 0) out.wire.push(serializeWsFrame(WsOpcode.Binary, Buffer.concat([Buffer.of(ch), bytes])));
+    if (bytes.length > 0) out.wire.push(serializeChannelFrame(ch, bytes));
     if (!this.#recordOriginal) {
       if (bytes.length > 0) out.records.push({ ch, data: bytes, masked: hit });
       return;
