@@ -10,7 +10,8 @@ import type { Session } from '../api/types.ts';
 import type { Logger } from '../controller/log.ts';
 import { exportLines } from '../recorder/export.ts';
 import { EventKind, type RecordingEvent } from '../recorder/events.ts';
-import { readSessionEvents, verifySessionFolder } from '../recorder/reader.ts';
+import { type ReadSessionOptions, readSessionEvents, verifySessionFolder } from '../recorder/reader.ts';
+import { remember } from '../bounded.ts';
 import type { VerifiedChunk } from '../recorder/verify.ts';
 import { asciicastLines } from '../recorder/replay.ts';
 import { RecorderError } from '../recorder/errors.ts';
@@ -222,8 +223,8 @@ export class UiServer {
     }
   }
 
-  #read(recording: OpenRecording): AsyncGenerator<RecordingEvent> {
-    return readSessionEvents(recording.store, recording.folder, { trustedKeys: recording.trustedKeys, decryptionKeys: recording.decryptionKeys });
+  #read(recording: OpenRecording, follow: Pick<ReadSessionOptions, 'resume' | 'onChunk'> = {}): AsyncGenerator<RecordingEvent> {
+    return readSessionEvents(recording.store, recording.folder, { trustedKeys: recording.trustedKeys, decryptionKeys: recording.decryptionKeys, ...follow });
   }
 
   async #download(response: ServerResponse, type: string, filename: string | undefined, lines: AsyncIterable<string>): Promise<void> {
@@ -256,9 +257,8 @@ export class UiServer {
     const events: Array<RecordingEvent & { n: number }> = [];
     const key = recording.store.url(recording.folder);
     const known = this.#followed.get(key) ?? [];
-    this.#followed.delete(key);
-    if (this.#followed.size >= FOLLOWED_SESSIONS_KEPT) this.#followed.delete(this.#followed.keys().next().value as string);
-    this.#followed.set(key, known);
+    this.#followed.delete(key); // the newest again (least recently used dropped first)
+    remember(this.#followed, FOLLOWED_SESSIONS_KEPT, key, known);
     // Skip the verified chunks whose events all lie at or before `after`.
     let skip = 0;
     let n = 0;
@@ -268,12 +268,7 @@ export class UiServer {
       if (chunk.seq === known.length) known.push(chunk);
     };
     let more = false;
-    for await (const event of readSessionEvents(recording.store, recording.folder, {
-      trustedKeys: recording.trustedKeys,
-      decryptionKeys: recording.decryptionKeys,
-      ...(resume ? { resume } : {}),
-      onChunk,
-    })) {
+    for await (const event of this.#read(recording, { ...(resume ? { resume } : {}), onChunk })) {
       n += 1;
       if (n <= after) continue;
       if (events.length >= MAX_EVENTS_PER_RESPONSE) {

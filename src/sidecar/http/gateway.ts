@@ -52,6 +52,7 @@ import {
   WsProtocolError,
 } from './websocket.ts';
 import { DEFAULTS } from '../../api/types.ts';
+import { remember } from '../../bounded.ts';
 import type { TerminalMaskStream } from '../../masking/terminal.ts';
 import type { ApprovalHandle, ApprovalOutcome } from '../../approvals/types.ts';
 import { parseGoDuration } from '../../policy/duration.ts';
@@ -246,7 +247,7 @@ export class HttpGateway {
    * Approved Command requests already used to forward their request: an approval lets the exact
    * request through once (per gateway process), not again for the rest of the command window.
    */
-  readonly #spentApprovals = new Set<string>();
+  readonly #spentApprovals = new Map<string, true>();
 
   private constructor(config: HttpGatewayConfig) {
     this.config = config;
@@ -1241,11 +1242,7 @@ export class HttpGateway {
   /** Marks an approval used; false when it was used already. Bounded: the oldest are forgotten first. */
   #spend(request: string): boolean {
     if (this.#spentApprovals.has(request)) return false;
-    if (this.#spentApprovals.size >= MAX_PENDING_APPROVALS) {
-      const oldest = this.#spentApprovals.values().next().value;
-      if (oldest !== undefined) this.#spentApprovals.delete(oldest);
-    }
-    this.#spentApprovals.add(request);
+    remember(this.#spentApprovals, MAX_PENDING_APPROVALS, request, true);
     return true;
   }
 

@@ -13,6 +13,7 @@ import type { SqlStatementClass } from '../../api/types.ts';
 import type { SqlCommand } from '../../policy/command.ts';
 import { READ_ONLY_FUNCTIONS, SIDE_EFFECT_FUNCTIONS } from './functions.ts';
 import { literalKey, singleStatementText } from './literal-key.ts';
+import { remember } from '../../bounded.ts';
 
 /** A classified statement, plus what the gateway needs later for masking. */
 export interface ClassifiedStatement extends SqlCommand {
@@ -215,14 +216,6 @@ export class SqlClassifier {
   }
 }
 
-/** Adds to a bounded cache, dropping the oldest entry when full (FIFO). */
-function remember<V>(cache: Map<string, V>, size: number, key: string, value: V): void {
-  if (cache.size >= size) {
-    const oldest = cache.keys().next().value;
-    if (oldest !== undefined) cache.delete(oldest);
-  }
-  cache.set(key, value);
-}
 
 function unparseable(text: string, reason: string): ClassifiedStatement {
   return { protocol: 'postgres', text, statementClass: 'unparseable', tables: [], flags: [`parseError:${reason}`] };
