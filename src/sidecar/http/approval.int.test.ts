@@ -15,7 +15,7 @@ import { TokenVerifier } from '../auth/oidc.ts';
 import { selfSignedCert } from '../postgres/testing.ts';
 import { approvalsPlane, type ApprovalsPlane } from '../approval-test-support.ts';
 import { HttpGateway, MAX_HELD_BODY_BYTES } from './gateway.ts';
-import { type EchoUpstream, engineOf, MemoryRecorder, startEchoUpstream } from './testing.ts';
+import { type EchoUpstream, engineOf, type MemoryRecorder, startEchoUpstream, recordingInto } from './testing.ts';
 
 const plane = inject('plane');
 const BOSS = 'boss@example.com';
@@ -105,11 +105,7 @@ beforeAll(async () => {
     policy,
     approvals: ap.approvals,
     approvalWaitMs: WAIT_MS,
-    recorder: () => {
-      const r = new MemoryRecorder();
-      recorders.push(r);
-      return r;
-    },
+    recorder: recordingInto(() => recorders),
   });
   for (const name of ['doomed', 'quick', 'kept', 'abandoned', 'rushed']) {
     await kubectlOk(plane.kube, ['create', 'configmap', name, '--from-literal=a=b'], { namespace: ns });

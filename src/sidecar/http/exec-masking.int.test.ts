@@ -18,7 +18,7 @@ import { TokenVerifier } from '../auth/oidc.ts';
 import { selfSignedCert } from '../postgres/testing.ts';
 import type { HttpGatewayConfig } from './config.ts';
 import { HttpGateway } from './gateway.ts';
-import { engineOf, MemoryRecorder } from './testing.ts';
+import { engineOf, type MemoryRecorder, recordingInto } from './testing.ts';
 import { serializeWsFrame, websocketAccept, type WsFrame, WsFrameParser, WsOpcode } from './websocket.ts';
 
 const plane = inject('plane');
@@ -217,11 +217,7 @@ async function startGateway(overrides: Partial<HttpGatewayConfig> = {}): Promise
     verifier,
     policy,
     masking: (subject) => policy.masker(subject),
-    recorder: () => {
-      const r = new MemoryRecorder();
-      recorders.push(r);
-      return r;
-    },
+    recorder: recordingInto(() => recorders),
     ...overrides,
   });
   gateways.push(gateway);
@@ -373,29 +369,30 @@ describe('Kubernetes exec output masking (kubectl, v5.channel.k8s.io)', () => {
 
   it("masks and records the API server's answer when it declines the upgrade (never piped through unread)", async () => {
     recorders = [];
-    const gateway = await startGateway();
-    const exec = await openExec(gateway, 'masked', 'decline', 'v5.channel.k8s.io', false);
-    await exec.closed;
-    const text = Buffer.concat(exec.received).toString('utf8');
+    const text = await unswitchedAnswer('decline', 'v5.channel.k8s.io');
     expect(text).toMatch(/^HTTP\/1\.1 403 /);
     expect(text).toContain('denied for ');
     expect(text).not.toContain('ops@example.com');
     expect(text).not.toContain(AWS);
-    const response = recorders.flatMap((r) => r.events).find((e) => e.k === 'http.response') as { status: number; masked?: boolean; body?: { text?: string } } | undefined;
+    const response = recorders.flatMap((r) => r.of('http.response'))[0];
     expect(response).toMatchObject({ status: 403, masked: true });
     expect(response?.body?.text).toContain('denied for ');
     expect(response?.body?.text).not.toContain('ops@example.com');
   });
 
   it('refuses a stream protocol it cannot mask (base64 channels) when masking applies', async () => {
-    const gateway = await startGateway();
-    const exec = await openExec(gateway, 'masked', 'cat', 'v4.base64.channel.k8s.io', false);
-    await exec.closed;
-    const text = Buffer.concat(exec.received).toString('utf8');
+    const text = await unswitchedAnswer('cat', 'v4.base64.channel.k8s.io');
     expect(text).toMatch(/^HTTP\/1\.1 502 /);
     expect(text).toContain('must be masked');
   });
 });
+
+/** An exec for a masked subject whose protocol is not switched: the whole HTTP answer, as text. */
+async function unswitchedAnswer(command: string, protocol: string): Promise<string> {
+  const exec = await openExec(await startGateway(), 'masked', command, protocol, false);
+  await exec.closed;
+  return Buffer.concat(exec.received).toString('utf8');
+}
 
 interface RawExec {
   socket: TLSSocket;

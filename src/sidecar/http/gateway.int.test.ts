@@ -9,7 +9,7 @@ import { TokenVerifier } from '../auth/oidc.ts';
 import { selfSignedCert } from '../postgres/testing.ts';
 import type { HttpGatewayConfig } from './config.ts';
 import { HttpGateway } from './gateway.ts';
-import { type EchoUpstream, engineOf, MemoryRecorder, rawExchange, startEchoUpstream } from './testing.ts';
+import { type EchoUpstream, engineOf, MemoryRecorder, rawExchange, startEchoUpstream, recordingInto } from './testing.ts';
 import { serializeWsFrame, WsOpcode } from './websocket.ts';
 
 const plane = inject('plane');
@@ -54,11 +54,7 @@ async function startGateway(overrides: Partial<HttpGatewayConfig> = {}): Promise
     verifier,
     policy,
     masking: (subject) => policy.masker(subject),
-    recorder: () => {
-      const r = new MemoryRecorder();
-      recorders.push(r);
-      return r;
-    },
+    recorder: recordingInto(() => recorders),
     ...overrides,
   });
   gateways.push(gateway);

@@ -8,7 +8,7 @@ import { mintToken } from '../../../test/plane/tokens.ts';
 import { TokenVerifier } from '../auth/oidc.ts';
 import { selfSignedCert } from '../postgres/testing.ts';
 import { HttpGateway } from './gateway.ts';
-import { engineOf, MemoryRecorder } from './testing.ts';
+import { engineOf, type MemoryRecorder, recordingInto } from './testing.ts';
 
 const plane = inject('plane');
 const NS = 'warden-http-k8s';
@@ -92,11 +92,7 @@ beforeAll(async () => {
     verifier: new TokenVerifier({ issuer: plane.oidc.issuer, audience: plane.oidc.audience }),
     policy,
     masking: (subject) => policy.masker(subject),
-    recorder: () => {
-      const r = new MemoryRecorder();
-      recorders.push(r);
-      return r;
-    },
+    recorder: recordingInto(() => recorders),
   });
   await kubectlOk(plane.kube, ['create', 'namespace', NS]).catch(() => '');
   await kubectlOk(plane.kube, ['-n', NS, 'create', 'configmap', 'contacts', '--from-literal=owner=Olga', '--from-literal=email=olga@example.com', '--from-literal=plain=visible']);

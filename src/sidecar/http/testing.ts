@@ -26,6 +26,18 @@ export class MemoryRecorder implements HttpSessionRecorder {
   }
 }
 
+/**
+ * A gateway `recorder` factory for tests: each session's MemoryRecorder goes into the list `into()`
+ * returns when the session starts (a getter, so a test may replace its list between gateways).
+ */
+export function recordingInto(into: () => MemoryRecorder[]): () => MemoryRecorder {
+  return () => {
+    const recorder = new MemoryRecorder();
+    into().push(recorder);
+    return recorder;
+  };
+}
+
 /** A real policy engine from AccessPolicy specs (all for the Connection `conn`). */
 export function engineOf(...policies: Array<{ name: string; spec: Omit<AccessPolicySpec, 'connections'> }>): PolicyEngine {
   const sources = policies.map((p) => ({ name: p.name, spec: { ...p.spec, connections: ['conn'] } }));
