@@ -14,14 +14,14 @@ import { type Cleanups, type GatewayChild, startGatewayChild } from './support.t
 const MIB = 1024 * 1024;
 
 /** The gateway child's memory limit in MiB from BENCH_GATEWAY_MEMORY_LIMIT (default 512, the rendered container limit); 0 = none. */
-export function gatewayMemoryLimitMiB(): number {
+function gatewayMemoryLimitMiB(): number {
   const raw = process.env.BENCH_GATEWAY_MEMORY_LIMIT ?? '512';
   const mib = Number(raw);
   if (!Number.isInteger(mib) || mib < 0) throw new Error(`BENCH_GATEWAY_MEMORY_LIMIT must be a whole number of MiB (0 for no limit), not ${JSON.stringify(raw)}`);
   return mib;
 }
 
-export interface MemoryCgroupStats {
+interface MemoryCgroupStats {
   limitMiB: number;
   /** The group's peak charge (RSS plus page cache of files it wrote, as in a container). */
   peakMiB: number;
@@ -29,7 +29,7 @@ export interface MemoryCgroupStats {
   oomKills: number;
 }
 
-export interface MemoryCgroup {
+interface MemoryCgroup {
   /** `cgroup v2 …` / `cgroup v1 …`, for the report. */
   describe: string;
   /** Its `cgroup.procs`: a process that writes its pid here moves in (startGatewayChild's cgroupProcsFile). */
@@ -49,11 +49,25 @@ async function oomKillsFrom(file: string): Promise<number> {
   return line === undefined ? 0 : Number(line.split(' ')[1]);
 }
 
+/** A created group; v1 and v2 differ only in the names of the files for the peak and the OOM kills. */
+function memoryGroup(dir: string, describe: string, limitMiB: number, peakFile: string, oomFile: string): MemoryCgroup {
+  return {
+    describe,
+    procsFile: join(dir, 'cgroup.procs'),
+    stats: async () => ({
+      limitMiB,
+      peakMiB: (await readNumber(join(dir, peakFile)).catch(() => Number.NaN)) / MIB,
+      oomKills: await oomKillsFrom(join(dir, oomFile)),
+    }),
+    remove: async () => await rmdir(dir).catch(() => undefined),
+  };
+}
+
 /**
  * Creates a memory cgroup limited to `limitMiB` (swap included, so the limit cannot be dodged by
  * swapping). Returns a reason string instead when this machine does not allow one.
  */
-export async function createMemoryCgroup(name: string, limitMiB: number): Promise<MemoryCgroup | string> {
+async function createMemoryCgroup(name: string, limitMiB: number): Promise<MemoryCgroup | string> {
   const own = await readFile('/proc/self/cgroup', 'utf8').catch(() => '');
   const unique = `${name}-${process.pid}`;
   try {
@@ -67,16 +81,7 @@ export async function createMemoryCgroup(name: string, limitMiB: number): Promis
       await mkdir(dir);
       await writeFile(join(dir, 'memory.max'), String(limitMiB * MIB));
       await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined);
-      return {
-        describe: `cgroup v2 ${dir}, memory.max ${limitMiB} MiB`,
-        procsFile: join(dir, 'cgroup.procs'),
-        stats: async () => ({
-          limitMiB,
-          peakMiB: (await readNumber(join(dir, 'memory.peak')).catch(() => Number.NaN)) / MIB,
-          oomKills: await oomKillsFrom(join(dir, 'memory.events')),
-        }),
-        remove: async () => await rmdir(dir).catch(() => undefined),
-      };
+      return memoryGroup(dir, `cgroup v2 ${dir}, memory.max ${limitMiB} MiB`, limitMiB, 'memory.peak', 'memory.events');
     }
     const memory = own.split('\n').find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
     if (memory === undefined || !existsSync('/sys/fs/cgroup/memory')) return 'no memory cgroup hierarchy mounted';
@@ -85,23 +90,14 @@ export async function createMemoryCgroup(name: string, limitMiB: number): Promis
     await writeFile(join(dir, 'memory.limit_in_bytes'), String(limitMiB * MIB));
     // Memory+swap too, where the kernel accounts swap.
     await writeFile(join(dir, 'memory.memsw.limit_in_bytes'), String(limitMiB * MIB)).catch(() => undefined);
-    return {
-      describe: `cgroup v1 ${dir}, memory.limit_in_bytes ${limitMiB} MiB`,
-      procsFile: join(dir, 'cgroup.procs'),
-      stats: async () => ({
-        limitMiB,
-        peakMiB: (await readNumber(join(dir, 'memory.max_usage_in_bytes'))) / MIB,
-        oomKills: await oomKillsFrom(join(dir, 'memory.oom_control')),
-      }),
-      remove: async () => await rmdir(dir).catch(() => undefined),
-    };
+    return memoryGroup(dir, `cgroup v1 ${dir}, memory.limit_in_bytes ${limitMiB} MiB`, limitMiB, 'memory.max_usage_in_bytes', 'memory.oom_control');
   } catch (error) {
     return `cannot create a memory cgroup here (${(error as Error).message}); run as root or in a delegated cgroup`;
   }
 }
 
 /** One report line for a confined (or unconfined) child. */
-export function describeConfinement(group: MemoryCgroup | string | undefined, stats: MemoryCgroupStats | undefined): string {
+function describeConfinement(group: MemoryCgroup | string | undefined, stats: MemoryCgroupStats | undefined): string {
   if (group === undefined) return 'no memory limit (BENCH_GATEWAY_MEMORY_LIMIT=0)';
   if (typeof group === 'string') return `no memory limit: ${group}`;
   if (stats === undefined) return group.describe;
