@@ -24,7 +24,7 @@ import type { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import ssh2, { type ClientChannel, type Connection, type ServerChannel } from 'ssh2';
 import { clientAlgorithms } from '../src/sidecar/ssh/config.ts';
-import { generateHostKey } from '../src/sidecar/ssh/gateway.ts';
+import { generateEd25519HostKey } from '../src/sidecar/ssh/host-keys.ts';
 import { coalesceWrites, ssh2NativeCrypto, useKeyObjectsInSsh2 } from '../src/sidecar/ssh/transport.ts';
 import { connectUpstream, parsePins } from '../src/sidecar/ssh/upstream.ts';
 
@@ -106,15 +106,13 @@ function onClient(conn: Connection, config: RelayConfig, privateKey: string): vo
 async function main(): Promise<void> {
   const config = JSON.parse(await text(process.stdin)) as RelayConfig;
   const privateKey = await readFile(config.upstream.privateKeyFile, 'utf8');
-  const hostKey = generateHostKey();
-  const parsed = ssh2.utils.parseKey(hostKey);
-  if (parsed instanceof Error) throw parsed;
+  const hostKey = generateEd25519HostKey('ssh2-relay');
 
   useKeyObjectsInSsh2();
   if (!ssh2NativeCrypto()) process.stderr.write('ssh2-relay: ssh2\'s native crypto binding is not built; using its JavaScript ciphers\n');
   const server = new ssh2.Server(
     {
-      hostKeys: [hostKey],
+      hostKeys: [hostKey.privateKey],
       algorithms: clientAlgorithms(),
       ident: 'ssh2-relay',
     },
@@ -129,7 +127,7 @@ async function main(): Promise<void> {
   });
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
   const { port } = listener.address() as AddressInfo;
-  process.stdout.write(`${JSON.stringify({ ready: true, port, publicKey: `ssh-ed25519 ${parsed.getPublicSSH().toString('base64')}` })}\n`);
+  process.stdout.write(`${JSON.stringify({ ready: true, port, publicKey: hostKey.publicKey })}\n`);
 
   const stop = (): void => {
     listener.close();

@@ -16,10 +16,15 @@ export async function memoryOf(pid: number): Promise<{ rssKiB: number; hwmKiB: n
 
 /** User + system CPU seconds a process has used. */
 export async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  return parseStat(await readFile(`/proc/${pid}/stat`, 'utf8')).cpu;
+}
+
+/** From a /proc/<pid>/stat line: ppid, CPU seconds (utime + stime) and start time (tells a reused pid apart). */
+function parseStat(stat: string): { ppid: number; cpu: number; start: string } {
+  // After "pid (comm) " (comm may hold spaces and parentheses): state is field 3, ppid 4, utime
+  // 14, stime 15, starttime 22 (proc(5)).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After "pid (comm) ": state is field 3, utime 14, stime 15 (proc(5)).
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  return { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, start: fields[19] ?? '' };
 }
 
 /** Things to undo at the end of a benchmark, in reverse order, also on Ctrl-C. */
@@ -154,10 +159,7 @@ async function processTable(): Promise<Map<number, { ppid: number; cpu: number; 
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    if (stat === '') continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After "pid (comm) ": ppid is field 4, utime 14, stime 15, starttime 22 (proc(5)).
-    table.set(Number(entry), { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, start: fields[19] ?? '' });
+    if (stat !== '') table.set(Number(entry), parseStat(stat));
   }
   return table;
 }
