@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -107,7 +107,7 @@ export async function waitUntil(
   let lastError: unknown;
   while (Date.now() < deadline) {
     if (options.process?.exited) {
-      throw new Error(`${what}: the process exited early; see ${options.process.options.logFile}`);
+      throw new Error(`${what}: the process exited early; see ${options.process.options.logFile}${logTail(options.process.options.logFile)}`);
     }
     try {
       if (await probe()) return;
@@ -117,8 +117,18 @@ export async function waitUntil(
     await sleep(options.intervalMs ?? 100);
   }
   const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-  const log = options.process ? `; see ${options.process.options.logFile}` : '';
+  const log = options.process ? `; see ${options.process.options.logFile}${logTail(options.process.options.logFile)}` : '';
   throw new Error(`${what}: not ready after ${options.timeoutMs ?? 60_000} ms${detail}${log}`);
+}
+
+/** The last lines of a log file, for an error message (the file may be gone when the error is read). */
+function logTail(file: string, lines = 20): string {
+  try {
+    const tail = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return tail === '' ? '' : `; its last lines:\n${tail}`;
+  } catch {
+    return '';
+  }
 }
 
 /** Resolves true when a TCP connection to host:port succeeds. */

@@ -11,6 +11,14 @@ import { capPayload, Decision, EventKind } from '../../src/recorder/events.ts';
 import { startViewerWorld, type ViewerWorld } from './fixture.ts';
 
 const plane = inject('plane');
+
+/**
+ * Waits until the viewer's log file holds a line matching `pattern`: the test process writes the
+ * child's output to the file asynchronously, so a line logged before the response may land after it.
+ */
+async function logged(pattern: RegExp): Promise<void> {
+  await waitUntil(`a log line matching ${pattern}`, async () => readFileSync(world.logFile, 'utf8').split('\n').some((line) => pattern.test(line)), { timeoutMs: 5_000, intervalMs: 20 });
+}
 let world: ViewerWorld;
 
 const get = async (path: string, token?: string): Promise<Response> =>
@@ -108,6 +116,7 @@ describe('warden ui API: only the RecordingPolicy viewers see sessions', () => {
       const response = await get(`${sessionPath(world.ssh)}${suffix}`, token);
       expect({ suffix, status: response.status }).toEqual({ suffix, status: 403 });
     }
+    await logged(/"msg":"recording access refused".*"user":"erin"/);
     expect(readFileSync(world.logFile, 'utf8')).toMatch(/"msg":"recording access refused".*"user":"erin"/);
   });
 
@@ -147,6 +156,7 @@ describe('warden ui API: a viewer opens recordings', () => {
     const lines = (await response.text()).trim().split('\n');
     expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ version: 2 });
     expect(lines.slice(1).some((line) => line.includes('hello-from-warden-42'))).toBe(true);
+    await logged(/"msg":"recording viewed".*"what":"replay"/);
     const audit = readFileSync(world.logFile, 'utf8').split('\n').filter((l) => l.includes('"msg":"recording viewed"'));
     expect(audit.some((l) => l.includes('"user":"dana"') && l.includes(`"session":"${world.namespace}/${world.ssh.metadata.name}"`) && l.includes('"what":"replay"'))).toBe(true);
   });
